@@ -1,0 +1,102 @@
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+
+/** One file of an artifact, as recorded in its manifest. `path` is relative to the artifact dir, POSIX separators. */
+export interface ArtifactFile {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** Who produced an artifact (DESIGN.md §3). Stages may add fields via StageResult.producer. */
+export interface Producer {
+  graft: string;
+  node: string;
+  gitCommit?: string;
+  tfjs?: string;
+  backend?: string;
+  [extra: string]: string | undefined;
+}
+
+/** `artifacts/<stage>/<key>/manifest.json`, written last, after every file is in place. */
+export interface ArtifactManifest {
+  /** sha256 hex of the canonical JSON {stage, stageVersion, params, inputs}. */
+  key: string;
+  stage: string;
+  stageVersion: string;
+  params: unknown;
+  /** Input slot name -> key of the artifact consumed there. */
+  inputs: Record<string, string>;
+  files: ArtifactFile[];
+  createdAt: string;
+  durationMs: number;
+  producer: Producer;
+  metrics: Record<string, unknown>;
+}
+
+/** An input artifact as a stage sees it: already verified by the runner. */
+export interface InputArtifact {
+  key: string;
+  /** Absolute path of the artifact directory. */
+  path: string;
+  manifest: ArtifactManifest;
+}
+
+/**
+ * Progress of long work. The runner decides how it is shown (a bar on a TTY, log
+ * records otherwise); stages only report.
+ */
+export interface ProgressReporter {
+  start(label: string, total: number): void;
+  update(current: number, fields?: Record<string, string | number>): void;
+  stop(): void;
+}
+
+export interface StageContext<Params> {
+  /** Params after schema validation and defaults. */
+  params: Params;
+  /** Keyed by the slot names in StageDefinition.inputs. */
+  inputs: Record<string, InputArtifact>;
+  /** An empty directory (inside the store's temp area) to write every output file into. */
+  outDir: string;
+  logger: Logger;
+  progress: ProgressReporter;
+  /** Compute backend requested for this run: 'auto' | 'tensorflow' | 'wasm' | 'cpu'. */
+  backend: string;
+  /**
+   * A directory that survives a crash of this stage for this key (inside the store),
+   * for checkpoints. Removed by the runner once the artifact is published.
+   */
+  checkpointDir: string;
+  /** False when the user passed --no-resume: ignore (and overwrite) old checkpoints. */
+  resume: boolean;
+}
+
+export interface StageResult {
+  /** Goes into manifest.metrics and the run record. Keep it JSON. */
+  metrics: Record<string, unknown>;
+  /** Merged into manifest.producer, e.g. { tfjs: '4.22.0', backend: 'wasm' }. */
+  producer?: Record<string, string>;
+}
+
+/**
+ * What a stage package exports (DESIGN.md §2). `run` never decides caching, paths or
+ * logging format; the runner does.
+ */
+export interface StageDefinition<Schema extends z.ZodType = z.ZodType> {
+  /** Stage package name as used in pipeline configs: 'ingest', 'split', ... */
+  name: string;
+  /** Bump when the output for the same params and inputs changes: it changes every key. */
+  version: string;
+  description: string;
+  /** zod schema of the params, with defaults. Unknown keys must be rejected (z.strictObject). */
+  params: Schema;
+  /** Named input slots, e.g. ['data'] or ['model', 'data']. */
+  inputs: readonly string[];
+  run(ctx: StageContext<z.output<Schema>>): Promise<StageResult>;
+}
+
+/** Identity helper that keeps the params type flowing into `run`. */
+export function defineStage<Schema extends z.ZodType>(definition: StageDefinition<Schema>): StageDefinition<Schema> {
+  return definition;
+}
