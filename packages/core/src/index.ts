@@ -12,3 +12,5 @@ export type {
   StageResult,
 } from './stage.ts';
 export { silentProgress } from './progress.ts';
+export { Rng } from './random.ts';
+export type { RngState } from './random.ts';
