@@ -1,0 +1,53 @@
+/**
+ * The record of one `graft run`: `<store>/runs/<run-id>/run.json` (+ `log.ndjson`).
+ * Written when the run starts (status 'running') and rewritten after every stage, so a
+ * crashed run still shows how far it got. `graft runs ls` and `graft compare` read only this.
+ */
+export interface StageRunRecord {
+  /** Stage package used by this entry ('phase-two' for an entry named 'full-finetune'). */
+  stage: string;
+  stageVersion: string;
+  key: string;
+  /** Absolute path of the artifact directory. */
+  path: string;
+  /** True when the artifact already existed (cache hit). */
+  cached: boolean;
+  durationMs: number;
+  params: Record<string, unknown>;
+  /** Input slot -> upstream entry name. */
+  inputs: Record<string, string>;
+  metrics: Record<string, unknown>;
+}
+
+export interface RunRecord {
+  runId: string;
+  createdAt: string;
+  finishedAt?: string;
+  status: 'running' | 'succeeded' | 'failed';
+  error?: { code: string; message: string; stage?: string };
+  /** The `graft run <target>` target: an entry name or 'all'. */
+  target: string;
+  configPath: string;
+  configName: string;
+  /** The resolved config (defaults filled in, --set/--seed applied). */
+  config: unknown;
+  seed?: number;
+  backend: { requested: string; used?: string };
+  gitCommit?: string;
+  versions: { graft: string; node: string; tfjs?: string };
+  /** Entry name -> what happened to it, in execution order. */
+  stages: Record<string, StageRunRecord>;
+}
+
+/**
+ * Metric names the training stages report (phase-one, phase-two; transplant reports the
+ * accuracies only). `curve` holds one point every `evalEvery` batches.
+ */
+export interface CurvePoint {
+  epoch: number;
+  batch: number;
+  step: number;
+  loss: number;
+  batchAccuracy: number;
+  valAccuracy: number;
+}
