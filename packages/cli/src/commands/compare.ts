@@ -1,0 +1,41 @@
+import { resolveStoreRoot } from '@graft/artifacts';
+import { UsageError } from '@graft/core';
+import { compareRuns, formatComparison, formatRunList, listRuns, plotCurves, resolveRunRefs } from '@graft/pipeline';
+import type { Argv } from 'yargs';
+
+/** `graft runs ls` and `graft compare <run> <run>...` (anchors: dvc exp show, dvc metrics diff, dvc plots diff). */
+export function registerCompareCommands<T>(cli: Argv<T>): void {
+  cli.command('runs', 'List recorded runs', (y) =>
+    y
+      .command(
+        'ls',
+        'List runs, newest first',
+        (a) => a.option('format', { choices: ['table', 'json'] as const, default: 'table' as const }).option('json', { type: 'boolean', default: false }),
+        async (argv) => {
+          const runs = await listRuns(resolveStoreRoot(argv.artifacts as string | undefined));
+          process.stdout.write(formatRunList(runs, argv.json ? 'json' : argv.format) + '\n');
+        },
+      )
+      .demandCommand(1, 'Name a runs subcommand: ls.'),
+  );
+  cli.command(
+    'compare <runs..>',
+    'Compare runs: differing params, shared artifacts, metrics with deltas, curves',
+    (y) =>
+      y
+        .positional('runs', { type: 'string', array: true, demandOption: true, describe: 'Run ids, unique prefixes, latest, latest~N' })
+        .option('format', { choices: ['table', 'markdown', 'json'] as const, default: 'table' as const })
+        .option('plot', { type: 'string', describe: 'Also draw validation-accuracy curves to this .svg or .png file' })
+        .example('$0 compare latest latest~1 --plot curves.png', 'What changed between the last two runs'),
+    async (argv) => {
+      const refs = argv.runs as string[];
+      if (refs.length < 1) throw new UsageError('BAD_ARGUMENTS', 'Name at least one run (e.g. graft compare latest latest~1).');
+      const runs = await resolveRunRefs(resolveStoreRoot(argv.artifacts as string | undefined), refs);
+      process.stdout.write(formatComparison(compareRuns(runs), argv.format) + '\n');
+      if (argv.plot) {
+        await plotCurves(runs, argv.plot);
+        process.stderr.write(`curves written to ${argv.plot}\n`);
+      }
+    },
+  );
+}

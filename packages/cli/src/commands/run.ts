@@ -1,0 +1,100 @@
+import { relative } from 'node:path';
+import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
+import { UsageError } from '@graft/core';
+import { defaultRegistry, newRunId, readConfigFile, resolveConfig, runDir, runPipeline, summariseMetrics, type RunRecord } from '@graft/pipeline';
+import type { Argv } from 'yargs';
+import { createLogger, createProgressFactory } from '../logging.ts';
+import { resolveConfigPath } from '../main.ts';
+
+/** `graft run <target>`: build (or reuse) the target entry and everything it needs. */
+export function registerRunCommand<T>(cli: Argv<T>): void {
+  cli.command(
+    'run <target>',
+    'Run one pipeline entry (and what it needs upstream) or "all"',
+    (y) =>
+      y
+        .positional('target', { type: 'string', demandOption: true, describe: 'An entry of the config (ingest, split, phase-one, transplant, phase-two, ...) or "all"' })
+        .option('config', { alias: 'c', type: 'string', describe: 'Pipeline config file', default: 'pipelines/mnist-transfer.json' })
+        .option('set', { type: 'string', array: true, default: [] as string[], describe: 'Override a param: entry.param=value (JSON values: 2, true, [3,9]); repeatable' })
+        .option('seed', { type: 'number', describe: 'Seed for every entry that has one' })
+        .option('seeds', { type: 'string', describe: 'Comma-separated seeds: one run per seed, e.g. 1,2,3' })
+        .option('backend', { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], describe: 'Compute backend (default: the config\'s, else auto)' })
+        .option('force', { type: 'boolean', default: false, describe: 'Rebuild the named entry (every entry for "all") even if cached' })
+        .option('resume', { type: 'boolean', default: true, describe: 'Resume training from checkpoints; --no-resume starts fresh' })
+        .option('rebuild', { type: 'boolean', default: true, describe: 'Rebuild corrupt cached artifacts; --no-rebuild stops with an error instead' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the result as one JSON object on the last line of stdout' })
+        .example('$0 run all', 'The whole reference experiment')
+        .example('$0 run phase-two --set phase-two.epochs=2', 'Re-run phase two with 2 epochs, reusing cached upstream artifacts')
+        .example('$0 run all --config pipelines/mnist-transfer.quick.json', 'A few-minute smoke run'),
+    async (argv) => {
+      const configPath = resolveConfigPath(argv.config);
+      const seeds = argv.seeds === undefined ? [argv.seed] : parseSeeds(argv.seeds);
+      if (argv.seeds !== undefined && argv.seed !== undefined) throw new UsageError('BAD_ARGUMENTS', 'Use either --seed or --seeds, not both.');
+      const raw = await readConfigFile(configPath);
+      // Validate every seed's config before running anything.
+      const configs = seeds.map((seed) =>
+        resolveConfig(raw, defaultRegistry, relative(process.cwd(), configPath) || configPath, {
+          set: argv.set,
+          ...(seed === undefined ? {} : { seed }),
+          ...(argv.backend === undefined ? {} : { backend: argv.backend }),
+        }),
+      );
+      const store = new ArtifactStore(resolveStoreRoot(argv.artifacts as string | undefined));
+      const records: RunRecord[] = [];
+      for (const config of configs) {
+        const runId = newRunId();
+        const logger = createLogger({ logFile: `${runDir(store.root, runId)}/log.ndjson`, level: argv.verbose ? 'debug' : 'info' });
+        const record = await runPipeline({
+          config,
+          configPath: relative(process.cwd(), configPath) || configPath,
+          registry: defaultRegistry,
+          store,
+          target: argv.target,
+          runId,
+          logger,
+          createProgress: createProgressFactory(logger),
+          force: argv.force,
+          resume: argv.resume,
+          rebuildCorrupt: argv.rebuild,
+        });
+        records.push(record);
+        if (!argv.json) printSummary(record);
+      }
+      if (argv.json) {
+        const summaries = records.map(jsonSummary);
+        process.stdout.write(JSON.stringify(summaries.length === 1 ? summaries[0] : { runs: summaries }) + '\n');
+      }
+    },
+  );
+}
+
+function parseSeeds(text: string): number[] {
+  const seeds = text.split(',').map((part) => part.trim());
+  const bad = seeds.filter((s) => !/^\d+$/.test(s));
+  if (seeds.length === 0 || bad.length > 0) {
+    throw new UsageError('BAD_ARGUMENTS', `--seeds takes comma-separated non-negative integers, e.g. --seeds 1,2,3 (bad: ${bad.map((b) => `"${b}"`).join(', ') || 'empty'})`);
+  }
+  return seeds.map(Number);
+}
+
+function jsonSummary(record: RunRecord) {
+  return {
+    runId: record.runId,
+    stages: Object.fromEntries(
+      Object.entries(record.stages).map(([entry, s]) => [entry, { key: s.key, path: s.path, cached: s.cached, durationMs: s.durationMs, metrics: s.metrics }]),
+    ),
+  };
+}
+
+function printSummary(record: RunRecord): void {
+  const lines = [`run ${record.runId} (${record.target}) ${record.status}`];
+  for (const [entry, s] of Object.entries(record.stages)) {
+    const metrics = Object.entries(summariseMetrics(s.metrics))
+      .filter(([, v]) => typeof v === 'number')
+      .slice(0, 4)
+      .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : (v as number).toFixed(4)}`)
+      .join(' ');
+    lines.push(`  ${entry.padEnd(14)} ${s.cached ? 'cached' : 'built '} ${s.key.slice(0, 12)} ${(s.durationMs / 1000).toFixed(1).padStart(7)} s  ${metrics}`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}

@@ -1,0 +1,78 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import cliProgress from 'cli-progress';
+import type { ProgressReporter } from '@graft/core';
+import pino, { type Logger, type StreamEntry } from 'pino';
+import pretty from 'pino-pretty';
+
+/**
+ * Logs go to stderr (human-readable on a TTY, NDJSON otherwise) so stdout stays free for
+ * results (`--json`); a run additionally writes every record as NDJSON to its log.ndjson.
+ */
+export function createLogger(options: { logFile?: string; level?: string } = {}): Logger {
+  const level = options.level ?? 'info';
+  const streams: StreamEntry[] = [
+    {
+      level: level as pino.Level,
+      stream: process.stderr.isTTY ? pretty({ destination: 2, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }) : pino.destination({ fd: 2, sync: true }),
+    },
+  ];
+  if (options.logFile) {
+    mkdirSync(dirname(options.logFile), { recursive: true });
+    streams.push({ level: 'debug', stream: pino.destination({ dest: options.logFile, sync: true, mkdir: true }) });
+  }
+  return pino({ level: 'debug', base: undefined }, pino.multistream(streams));
+}
+
+/** A bar on a terminal; on pipes and in CI, a log record every tenth of the way instead. */
+export function createProgressFactory(logger: Logger, interactive = process.stderr.isTTY === true): (entry: string) => ProgressReporter {
+  return (entry) => (interactive ? barProgress(entry) : logProgress(entry, logger));
+}
+
+function barProgress(entry: string): ProgressReporter {
+  let bar: cliProgress.SingleBar | undefined;
+  let fieldsText = '';
+  return {
+    start(label, total) {
+      bar?.stop();
+      bar = new cliProgress.SingleBar(
+        { format: `${entry} ${label} [{bar}] {value}/{total} | ETA {eta_formatted} | {fields}`, stream: process.stderr, hideCursor: true, etaBuffer: 50 },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0, { fields: '' });
+    },
+    update(current, fields) {
+      if (fields) fieldsText = Object.entries(fields).map(([k, v]) => `${k} ${v}`).join(' ');
+      bar?.update(current, { fields: fieldsText });
+    },
+    stop() {
+      bar?.stop();
+      bar = undefined;
+    },
+  };
+}
+
+function logProgress(entry: string, logger: Logger): ProgressReporter {
+  let total = 0;
+  let label = '';
+  let nextReport = 0;
+  let started = 0;
+  return {
+    start(newLabel, newTotal) {
+      label = newLabel;
+      total = newTotal;
+      nextReport = Math.max(1, Math.ceil(total / 10));
+      started = performance.now();
+    },
+    update(current, fields) {
+      if (total === 0 || current < nextReport) return;
+      nextReport = current + Math.max(1, Math.ceil(total / 10));
+      const elapsed = (performance.now() - started) / 1000;
+      const etaSeconds = current > 0 ? Math.round((elapsed / current) * (total - current)) : undefined;
+      logger.info({ entry, progress: { label, current, total, etaSeconds, ...fields } }, `${entry} ${label}: ${current}/${total}${etaSeconds === undefined ? '' : `, ETA ${etaSeconds} s`}`);
+    },
+    stop() {
+      total = 0;
+    },
+  };
+}

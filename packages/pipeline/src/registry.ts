@@ -1,0 +1,12 @@
+import type { StageDefinition } from '@graft/core';
+import { ingestStage } from '@graft/ingest';
+import { phaseOneStage } from '@graft/phase-one';
+import { phaseTwoStage } from '@graft/phase-two';
+import { splitStage } from '@graft/split';
+import { transplantStage } from '@graft/transplant';
+import type { StageRegistry } from './config.ts';
+
+/** Every stage a pipeline config can name. Stage modules load tfjs lazily, so this import is cheap. */
+export const defaultRegistry: StageRegistry = new Map<string, StageDefinition>(
+  [ingestStage, splitStage, phaseOneStage, transplantStage, phaseTwoStage].map((stage) => [stage.name, stage as unknown as StageDefinition]),
+);

@@ -1,0 +1,220 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ArtifactStore, CorruptArtifactError, computeKey } from '@graft/artifacts';
+import { GraftError, isGraftError, type InputArtifact, type ProgressReporter, type StageDefinition } from '@graft/core';
+import type { Logger } from 'pino';
+import { entriesFor, type ResolvedConfig, type StageRegistry } from './config.ts';
+import type { RunRecord, StageRunRecord } from './run-record.ts';
+import { GRAFT_VERSION } from './version.ts';
+
+export interface RunOptions {
+  config: ResolvedConfig;
+  configPath: string;
+  registry: StageRegistry;
+  store: ArtifactStore;
+  /** 'all' or an entry name. */
+  target: string;
+  runId: string;
+  logger: Logger;
+  /** Progress reporter for one entry; the CLI picks a bar or log records. */
+  createProgress: (entry: string) => ProgressReporter;
+  /** Rebuild the target entry (every entry for 'all') even when its artifact exists. */
+  force?: boolean;
+  /** Resume training from checkpoints (default true). */
+  resume?: boolean;
+  /** On a corrupt cached artifact: rebuild it (default) or stop with an error. */
+  rebuildCorrupt?: boolean;
+}
+
+/** Sortable, unique run id: UTC timestamp plus a random suffix. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').replace(/\..*$/, '');
+  return `${stamp}-${Math.random().toString(16).slice(2, 8)}`;
+}
+
+export function runDir(storeRoot: string, runId: string): string {
+  return join(storeRoot, 'runs', runId);
+}
+
+let cachedCommit: { value: string | undefined } | undefined;
+/** The checkout's commit, if graft runs from a git checkout (asked once per process). */
+function gitCommit(): string | undefined {
+  if (!cachedCommit) {
+    try {
+      cachedCommit = { value: execFileSync('git', ['rev-parse', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || undefined };
+    } catch {
+      cachedCommit = { value: undefined };
+    }
+  }
+  return cachedCommit.value;
+}
+
+async function writeRunRecord(storeRoot: string, record: RunRecord): Promise<void> {
+  const dir = runDir(storeRoot, record.runId);
+  await mkdir(dir, { recursive: true });
+  // Temp file + rename: a reader (graft runs ls) never sees half a record.
+  const tmp = join(dir, `.run.json.${process.pid}.tmp`);
+  await writeFile(tmp, JSON.stringify(record, null, 2) + '\n');
+  await rename(tmp, join(dir, 'run.json'));
+}
+
+/**
+ * Builds (or reuses) every entry the target needs, in order, and records the run.
+ * The store's keys decide what is fresh: key = hash(stage, version, params, input keys),
+ * so a changed param moves that entry's key and every downstream key, nothing upstream.
+ */
+export async function runPipeline(options: RunOptions): Promise<RunRecord> {
+  const { config, registry, store, target, logger } = options;
+  const plan = entriesFor(config, target);
+  const record: RunRecord = {
+    runId: options.runId,
+    createdAt: new Date().toISOString(),
+    status: 'running',
+    target,
+    configPath: options.configPath,
+    configName: config.name,
+    config,
+    ...(config.seed === undefined ? {} : { seed: config.seed }),
+    backend: { requested: config.backend },
+    ...(gitCommit() ? { gitCommit: gitCommit()! } : {}),
+    versions: { graft: GRAFT_VERSION, node: process.version },
+    stages: {},
+  };
+  await writeRunRecord(store.root, record);
+  logger.info({ runId: record.runId, target, config: options.configPath, entries: plan.map((e) => e.name) }, `run ${record.runId}: ${target}`);
+
+  const built = new Map<string, InputArtifact>();
+  let current: string | undefined;
+  try {
+    for (const entry of plan) {
+      current = entry.name;
+      const stage = registry.get(entry.stage)!;
+      const inputs: Record<string, InputArtifact> = {};
+      for (const [slot, upstream] of Object.entries(entry.inputs)) inputs[slot] = built.get(upstream)!;
+      const key = computeKey({
+        stage: stage.name,
+        stageVersion: stage.version,
+        params: entry.params,
+        inputs: Object.fromEntries(Object.entries(inputs).map(([slot, artifact]) => [slot, artifact.key])),
+      });
+      const forced = options.force === true && (target === 'all' || target === entry.name);
+      const started = performance.now();
+      const log = logger.child({ entry: entry.name, stage: stage.name, key: key.slice(0, 12) });
+
+      let artifact = forced ? undefined : await openCached(store, stage, key, log, options.rebuildCorrupt ?? true);
+      const cached = artifact !== undefined;
+      if (artifact) {
+        log.info(`${entry.name}: cache hit ${key.slice(0, 12)}`);
+      } else {
+        artifact = await buildEntry(options, stage, entry.name, entry.params, inputs, key, forced, log);
+      }
+      const durationMs = Math.round(performance.now() - started);
+      built.set(entry.name, artifact);
+      record.stages[entry.name] = stageRecord(stage, artifact, entry.params, entry.inputs, cached, cached ? durationMs : artifact.manifest.durationMs);
+      const backend = artifact.manifest.producer.backend;
+      if (backend && !cached) record.backend.used = backend;
+      if (artifact.manifest.producer.tfjs && !record.versions.tfjs) record.versions.tfjs = artifact.manifest.producer.tfjs;
+      await writeRunRecord(store.root, record);
+    }
+    record.status = 'succeeded';
+    return record;
+  } catch (error) {
+    record.status = 'failed';
+    record.error = {
+      code: isGraftError(error) ? error.code : 'UNEXPECTED',
+      message: error instanceof Error ? error.message : String(error),
+      ...(current ? { stage: current } : {}),
+    };
+    throw error;
+  } finally {
+    record.finishedAt = new Date().toISOString();
+    await writeRunRecord(store.root, record).catch((error) => logger.warn({ err: error }, 'could not write the run record'));
+    logger.info({ status: record.status, runId: record.runId }, `run ${record.runId} ${record.status}`);
+  }
+}
+
+function stageRecord(
+  stage: StageDefinition,
+  artifact: InputArtifact,
+  params: Record<string, unknown>,
+  inputs: Record<string, string>,
+  cached: boolean,
+  durationMs: number,
+): StageRunRecord {
+  return { stage: stage.name, stageVersion: stage.version, key: artifact.key, path: artifact.path, cached, durationMs, params, inputs, metrics: artifact.manifest.metrics };
+}
+
+/** A verified cached artifact, undefined on a miss; a corrupt one is discarded (or fatal with rebuildCorrupt false). */
+async function openCached(store: ArtifactStore, stage: StageDefinition, key: string, log: Logger, rebuildCorrupt: boolean): Promise<InputArtifact | undefined> {
+  try {
+    return await store.open(stage.name, key);
+  } catch (error) {
+    if (!(error instanceof CorruptArtifactError)) throw error;
+    if (!rebuildCorrupt) throw error;
+    log.warn({ problems: error.problems }, `${error.message} Rebuilding it.`);
+    await store.discard(stage.name, key);
+    return undefined;
+  }
+}
+
+async function buildEntry(
+  options: RunOptions,
+  stage: StageDefinition,
+  entryName: string,
+  params: Record<string, unknown>,
+  inputs: Record<string, InputArtifact>,
+  key: string,
+  forced: boolean,
+  log: Logger,
+): Promise<InputArtifact> {
+  const { store } = options;
+  log.info(`${entryName}: building ${stage.name} ${key.slice(0, 12)}${forced ? ' (--force)' : ''}`);
+  const pending = await store.begin(stage.name, key);
+  // Another process may have published this key while we waited for its lock.
+  if (!forced) {
+    const raced = await openCached(store, stage, key, log, true).catch(() => undefined);
+    if (raced) {
+      await store.abort(pending);
+      log.info(`${entryName}: built meanwhile by another run, reusing it`);
+      return raced;
+    }
+  }
+  if (forced && (await store.has(stage.name, key))) await store.discard(stage.name, key);
+  const started = performance.now();
+  const progress = options.createProgress(entryName);
+  try {
+    const result = await stage.run({
+      params: stage.params.parse(params),
+      inputs,
+      outDir: pending.outDir,
+      logger: log,
+      progress,
+      backend: options.config.backend,
+      checkpointDir: pending.checkpointDir,
+      resume: options.resume ?? true,
+    });
+    progress.stop();
+    const durationMs = Math.round(performance.now() - started);
+    const artifact = await store.publish(pending, {
+      stageVersion: stage.version,
+      params,
+      inputs: Object.fromEntries(Object.entries(inputs).map(([slot, input]) => [slot, input.key])),
+      durationMs,
+      producer: { graft: GRAFT_VERSION, node: process.version, ...(gitCommit() ? { gitCommit: gitCommit()! } : {}), ...(result.producer ?? {}) },
+      metrics: result.metrics,
+    });
+    log.info({ durationMs, metrics: summariseMetrics(result.metrics) }, `${entryName}: built in ${(durationMs / 1000).toFixed(1)} s`);
+    return artifact;
+  } catch (error) {
+    progress.stop();
+    await store.abort(pending).catch((abortError) => log.warn({ err: abortError }, 'could not clean up the unfinished artifact'));
+    if (isGraftError(error)) throw error;
+    throw new GraftError('STAGE_FAILED', `Entry "${entryName}" (stage ${stage.name}) failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+/** Scalar metrics only, for one-line log records (curves stay in the artifact). */
+export function summariseMetrics(metrics: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(metrics).filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean'));
+}
