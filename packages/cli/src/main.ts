@@ -1,20 +1,12 @@
-import { resolve } from 'node:path';
 import { isGraftError, UsageError } from '@graft/core';
 import yargs, { type Argv } from 'yargs';
 import { registerArtifactCommands } from './commands/artifacts.ts';
 import { registerCompareCommands } from './commands/compare.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerSchemaCommand } from './commands/schema.ts';
+import type { GlobalOptions } from './options.ts';
 
-export const DEFAULT_CONFIG = 'pipelines/mnist-transfer.json';
-
-/** Options every command takes. */
-export interface GlobalOptions {
-  artifacts?: string;
-  verbose?: boolean;
-}
-
-export function addGlobalOptions<T>(argv: Argv<T>) {
+function addGlobalOptions<T>(argv: Argv<T>): Argv<T & GlobalOptions> {
   return argv
     .option('artifacts', { type: 'string', describe: 'Artifact store directory (default: $GRAFT_ARTIFACTS or ./artifacts)' })
     .option('verbose', { type: 'boolean', default: false, describe: 'Debug logs and error stacks' });
@@ -62,8 +54,4 @@ function reportError(error: unknown, verbose: boolean): number {
   process.stderr.write(`graft: unexpected error: ${verbose ? ((error as Error)?.stack ?? String(error)) : error instanceof Error ? error.message : String(error)}\n`);
   if (!verbose) process.stderr.write('Run again with --verbose for the stack trace.\n');
   return 1;
-}
-
-export function resolveConfigPath(path: string | undefined): string {
-  return resolve(path ?? DEFAULT_CONFIG);
 }

@@ -156,7 +156,8 @@ function applyOverrides(written: z.output<typeof configSchema>, overrides: Confi
  * Validates and resolves a config as written. Throws ConfigError with every problem.
  * `source` names the config in messages (usually its path).
  */
-export function resolveConfig(raw: unknown, registry: StageRegistry, source: string, overrides: ConfigOverrides = {}): ResolvedConfig {
+export function resolveConfig(raw: unknown, registry: StageRegistry, source: string, givenOverrides: ConfigOverrides = {}): ResolvedConfig {
+  let overrides = givenOverrides;
   const problems: ConfigProblem[] = [];
   const shape = configSchema.safeParse(raw);
   if (!shape.success) throw new ConfigError(source, zodProblems('', shape.error));
@@ -166,8 +167,11 @@ export function resolveConfig(raw: unknown, registry: StageRegistry, source: str
   if (overrides.backend !== undefined && !(BACKENDS as readonly string[]).includes(overrides.backend)) {
     problems.push({ path: '--backend', message: `unknown backend "${overrides.backend}"; use one of ${BACKENDS.join(', ')}` });
   }
-  if (overrides.seed !== undefined && (!Number.isInteger(overrides.seed) || overrides.seed < 0)) {
-    problems.push({ path: '--seed', message: `seed must be a non-negative integer, got ${overrides.seed}` });
+  const seedOverride = overrides.seed;
+  if (seedOverride !== undefined && (!Number.isInteger(seedOverride) || seedOverride < 0)) {
+    problems.push({ path: '--seed', message: `seed must be a non-negative integer, got ${seedOverride}` });
+    // Reported once here, not again for every entry it would have reached.
+    overrides = { ...overrides, seed: undefined };
   }
   applyOverrides(written, overrides, problems);
   const globalSeed = overrides.seed ?? written.seed;

@@ -2,8 +2,9 @@ import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
 import { GraftError, UsageError } from '@graft/core';
 import { listRuns } from '@graft/pipeline';
 import type { Argv } from 'yargs';
+import type { GlobalOptions } from '../options.ts';
 
-function openStore(argv: { artifacts?: string | undefined }): ArtifactStore {
+function openStore(argv: { artifacts: string | undefined }): ArtifactStore {
   return new ArtifactStore(resolveStoreRoot(argv.artifacts));
 }
 
@@ -14,7 +15,7 @@ function formatBytes(bytes: number): string {
 }
 
 /** `graft artifacts ls|show|verify|gc`. */
-export function registerArtifactCommands<T>(cli: Argv<T>): void {
+export function registerArtifactCommands(cli: Argv<GlobalOptions>): void {
   cli.command('artifacts', 'Inspect, verify and clean the artifact store', (y) =>
     y
       .command(

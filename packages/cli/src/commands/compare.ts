@@ -2,9 +2,10 @@ import { resolveStoreRoot } from '@graft/artifacts';
 import { UsageError } from '@graft/core';
 import { compareRuns, formatComparison, formatRunList, listRuns, plotCurves, resolveRunRefs } from '@graft/pipeline';
 import type { Argv } from 'yargs';
+import type { GlobalOptions } from '../options.ts';
 
 /** `graft runs ls` and `graft compare <run> <run>...` (anchors: dvc exp show, dvc metrics diff, dvc plots diff). */
-export function registerCompareCommands<T>(cli: Argv<T>): void {
+export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
   cli.command('runs', 'List recorded runs', (y) =>
     y
       .command(
@@ -12,7 +13,7 @@ export function registerCompareCommands<T>(cli: Argv<T>): void {
         'List runs, newest first',
         (a) => a.option('format', { choices: ['table', 'json'] as const, default: 'table' as const }).option('json', { type: 'boolean', default: false }),
         async (argv) => {
-          const runs = await listRuns(resolveStoreRoot(argv.artifacts as string | undefined));
+          const runs = await listRuns(resolveStoreRoot(argv.artifacts));
           process.stdout.write(formatRunList(runs, argv.json ? 'json' : argv.format) + '\n');
         },
       )
@@ -30,7 +31,7 @@ export function registerCompareCommands<T>(cli: Argv<T>): void {
     async (argv) => {
       const refs = argv.runs as string[];
       if (refs.length < 1) throw new UsageError('BAD_ARGUMENTS', 'Name at least one run (e.g. graft compare latest latest~1).');
-      const runs = await resolveRunRefs(resolveStoreRoot(argv.artifacts as string | undefined), refs);
+      const runs = await resolveRunRefs(resolveStoreRoot(argv.artifacts), refs);
       process.stdout.write(formatComparison(compareRuns(runs), argv.format) + '\n');
       if (argv.plot) {
         await plotCurves(runs, argv.plot);

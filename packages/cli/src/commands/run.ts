@@ -4,10 +4,10 @@ import { UsageError } from '@graft/core';
 import { defaultRegistry, newRunId, readConfigFile, resolveConfig, runDir, runPipeline, summariseMetrics, type RunRecord } from '@graft/pipeline';
 import type { Argv } from 'yargs';
 import { createLogger, createProgressFactory } from '../logging.ts';
-import { resolveConfigPath } from '../main.ts';
+import { resolveConfigPath, type GlobalOptions } from '../options.ts';
 
 /** `graft run <target>`: build (or reuse) the target entry and everything it needs. */
-export function registerRunCommand<T>(cli: Argv<T>): void {
+export function registerRunCommand(cli: Argv<GlobalOptions>): void {
   cli.command(
     'run <target>',
     'Run one pipeline entry (and what it needs upstream) or "all"',
@@ -39,7 +39,7 @@ export function registerRunCommand<T>(cli: Argv<T>): void {
           ...(argv.backend === undefined ? {} : { backend: argv.backend }),
         }),
       );
-      const store = new ArtifactStore(resolveStoreRoot(argv.artifacts as string | undefined));
+      const store = new ArtifactStore(resolveStoreRoot(argv.artifacts));
       const records: RunRecord[] = [];
       for (const config of configs) {
         const runId = newRunId();

@@ -1,8 +1,9 @@
 import { defaultRegistry, pipelineJsonSchema } from '@graft/pipeline';
 import type { Argv } from 'yargs';
+import type { GlobalOptions } from '../options.ts';
 
 /** `graft schema`: the pipeline config JSON Schema (pipelines/pipeline.schema.json is this output). */
-export function registerSchemaCommand<T>(cli: Argv<T>): void {
+export function registerSchemaCommand(cli: Argv<GlobalOptions>): void {
   cli.command('schema', 'Print the JSON Schema of pipeline configs', {}, () => {
     process.stdout.write(JSON.stringify(pipelineJsonSchema(defaultRegistry), null, 2) + '\n');
   });
