@@ -1,0 +1,26 @@
+export {
+  IDX_ERROR_CODES,
+  asIdxImages,
+  asIdxLabels,
+  encodeIdx,
+  findIdxFile,
+  isGzip,
+  parseIdx,
+  readIdxFile,
+  readIdxFileBytes,
+} from './idx.ts';
+export type { IdxArray, IdxFileBytes, IdxImages } from './idx.ts';
+export {
+  IMAGE_COLUMN,
+  INDEX_COLUMN,
+  LABEL_COLUMN,
+  decodeImageTable,
+  encodeImageTable,
+  imageTableSchema,
+  makeImageTable,
+  readImageTable,
+  selectRows,
+  writeImageTable,
+} from './table.ts';
+export type { ImageTable } from './table.ts';
+export { contiguousBatches, epochPermutation } from './batches.ts';
