@@ -171,3 +171,15 @@ describe('formatComparison', () => {
     expect(text).toMatch(/Params that differ\n {2}none/);
   });
 });
+
+describe('metric formatting', () => {
+  it('shows accuracies in %, times with units and counts as integers', () => {
+    const c = compareRuns([base, shortTwo]);
+    const lines = formatComparison(c, 'table').split('\n');
+    const row = (entry: string, name: string): string => lines.find((l) => new RegExp(`^ {2}${entry}\\s+${name}\\s`).test(l))!;
+    expect(row('phase-two', 'msPerStep')).toMatch(/40\.25 ms\s+40\.25 ms$/);
+    expect(row('phase-two', 'durationMs')).toMatch(/2 min 56 s\s+44\.0 s \(-2 min 12 s\)$/);
+    expect(row('phase-two', 'steps')).toMatch(/4400\s+1100 \(-3300\)$/);
+    expect(row('split', 'rows.train')).toMatch(/49555\s+49555$/);
+  });
+});

@@ -51,12 +51,12 @@ export type MetricKind = 'accuracy' | 'milliseconds' | 'count' | 'number';
 
 /**
  * How to show a metric, from its name: accuracies as percentages (deltas in percentage
- * points), `*Ms` durations in seconds, integers as counts. JSON output stays raw.
+ * points), `*Ms` / `ms*` times in ms, s or min, integers as counts. JSON output stays raw.
  */
 export function metricKind(name: string, value?: number): MetricKind {
   const leaf = name.slice(name.lastIndexOf('.') + 1);
   if (/accuracy$/i.test(leaf)) return 'accuracy';
-  if (/Ms$/.test(leaf)) return 'milliseconds';
+  if (/Ms$|^ms[A-Z]/.test(leaf)) return 'milliseconds';
   if (value !== undefined && Number.isInteger(value)) return 'count';
   return 'number';
 }
@@ -107,7 +107,7 @@ export function formatSpread(name: string, spread: number | undefined): string {
 }
 
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 1000) return `${formatNumber(ms)} ms`;
   const seconds = ms / 1000;
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
   const minutes = Math.floor(seconds / 60);
