@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import { lstat, open, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GraftError, describeSystemError } from '@graft/core';
+
+/**
+ * Wraps a low-level IO failure at the store boundary: a plain sentence naming the
+ * path (describeSystemError) and a stable code per kind of trouble, so the CLI can
+ * say "free some space" or "choose a writable location" instead of printing errno.
+ */
+export function storeIoError(error: unknown, path: string, doing: string): GraftError {
+  if (error instanceof GraftError) return error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const graftCode =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'STORE_FULL'
+      : code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
+        ? 'STORE_NOT_WRITABLE'
+        : 'STORE_IO';
+  // The failing call's own path is more precise than the caller's guess (ENOSPC on a file deep in the artifact).
+  const where = (error as NodeJS.ErrnoException | undefined)?.path ?? path;
+  return new GraftError(graftCode, `Could not ${doing}: ${describeSystemError(error, where)}.`, { cause: error });
+}
+
+export function errnoCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
+
+export interface HashedFile {
+  bytes: number;
+  sha256: string;
+}
+
+const CHUNK = 1 << 20;
+
+/**
+ * sha256 and size of one file, read through a single descriptor. With `fsync` the same
+ * descriptor is flushed afterwards, which saves reopening every file during publish.
+ */
+export async function hashFile(file: string, options: { fsync?: boolean } = {}): Promise<HashedFile> {
+  const handle = await open(file, 'r');
+  try {
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(CHUNK);
+    let bytes = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      bytes += bytesRead;
+    }
+    if (options.fsync) await syncHandle(handle);
+    return { bytes, sha256: hash.digest('hex') };
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncHandle(handle: { sync(): Promise<void> }): Promise<void> {
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some platforms refuse fsync on read-only descriptors or directories; durability
+    // there is best effort, a real write error (EIO, ENOSPC) still propagates.
+    if (!['EINVAL', 'EPERM', 'EBADF', 'EISDIR', 'ENOTSUP'].includes(errnoCode(error) ?? '')) throw error;
+  }
+}
+
+/** fsync a directory so the entries created or renamed in it survive a power cut. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+  } catch (error) {
+    // Windows cannot open a directory; nothing to flush there.
+    if (['EISDIR', 'EPERM', 'EACCES'].includes(errnoCode(error) ?? '')) return;
+    throw error;
+  }
+  try {
+    await syncHandle(handle);
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface Tree {
+  /** Relative POSIX paths of regular files, sorted. */
+  files: string[];
+  /** Absolute paths of every directory, the root first. */
+  dirs: string[];
+}
+
+/**
+ * Every regular file under `root`. Symlinks and special files are refused: an artifact
+ * must be self-contained, or its hashes would not describe what a reader gets.
+ */
+export async function walkTree(root: string): Promise<Tree> {
+  const files: string[] = [];
+  const dirs: string[] = [root];
+  const visit = async (dir: string, prefix: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true });
+    for (const entry of entries) {
+      const relative = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+      const absolute = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        dirs.push(absolute);
+        await visit(absolute, relative);
+      } else if (entry.isFile()) {
+        files.push(relative);
+      } else {
+        throw new GraftError(
+          'ARTIFACT_NOT_REGULAR_FILE',
+          `${absolute} is ${entry.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; a stage must write plain files into its output directory (copy the target instead of linking it).`,
+        );
+      }
+    }
+  };
+  await visit(root, '');
+  // Plain code-unit order, the same on every platform and locale.
+  files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return { files, dirs };
+}
+
+/** Total bytes of the regular files under `path` (0 if it is gone). */
+export async function treeBytes(path: string): Promise<number> {
+  let info;
+  try {
+    info = await lstat(path);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return 0;
+    throw error;
+  }
+  if (!info.isDirectory()) return info.isFile() ? info.size : 0;
+  let total = 0;
+  let entries;
+  try {
+    entries = await readdir(path);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return 0;
+    throw error;
+  }
+  for (const name of entries) total += await treeBytes(join(path, name));
+  return total;
+}
+
+/** Newest mtime (ms) of anything under `path`, for "untouched for a day" decisions. */
+export async function newestMtime(path: string): Promise<number> {
+  let info;
+  try {
+    info = await lstat(path);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return 0;
+    throw error;
+  }
+  let newest = info.mtimeMs;
+  if (info.isDirectory()) {
+    let entries: string[] = [];
+    try {
+      entries = await readdir(path);
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw error;
+    }
+    for (const name of entries) newest = Math.max(newest, await newestMtime(join(path, name)));
+  }
+  return newest;
+}
+
+export async function removeTree(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true, maxRetries: 3 });
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT' || errnoCode(error) === 'ENOTDIR') return false;
+    throw error;
+  }
+}
+
+/** Whether a process with this pid exists on this machine (EPERM: it exists, owned by someone else). */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoCode(error) === 'EPERM';
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,196 @@
+import { lstat, readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { GraftError, type ArtifactManifest } from '@graft/core';
+import { z } from 'zod';
+import { errnoCode, hashFile, storeIoError } from './fs-util.ts';
+
+export const MANIFEST_FILE = 'manifest.json';
+
+/**
+ * Stage names become directory names and parts of temp-dir names (split on '.'), so
+ * they are kept to one safe path segment without dots. `runs` is taken by run records.
+ */
+export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** Keys are sha256 hex in practice; anything that is one safe, dot-free path segment is accepted. */
+export const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+export const RESERVED_NAMES: ReadonlySet<string> = new Set(['runs']);
+
+export function checkNames(stage: string, key: string): void {
+  if (typeof stage !== 'string' || !STAGE_NAME.test(stage) || RESERVED_NAMES.has(stage)) {
+    throw new GraftError('ARTIFACT_BAD_NAME', `Invalid stage name ${JSON.stringify(stage)}: use letters, digits, '-' and '_' (not "runs").`);
+  }
+  if (typeof key !== 'string' || !KEY_PATTERN.test(key)) {
+    throw new GraftError('ARTIFACT_BAD_NAME', `Invalid artifact key ${JSON.stringify(key)}: expected a sha256 hex string from computeKey().`);
+  }
+}
+
+/** A manifest path must stay inside its artifact: relative, POSIX, no '.', '..' or empty segments. */
+export function isSafeRelativePath(path: string): boolean {
+  if (path === '' || path.startsWith('/') || path.includes('\\') || path.includes('\0')) return false;
+  if (/^[A-Za-z]:/.test(path)) return false;
+  return path.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..');
+}
+
+const fileSchema = z.object({
+  path: z.string().refine(isSafeRelativePath, 'must be a relative POSIX path inside the artifact'),
+  bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+});
+
+const manifestSchema = z
+  // Loose: fields added by later graft versions survive a read by this one.
+  .looseObject({
+    key: z.string().regex(KEY_PATTERN, 'must be an artifact key'),
+    stage: z.string().regex(STAGE_NAME, 'must be a stage name'),
+    stageVersion: z.string(),
+    params: z.unknown(),
+    inputs: z.record(z.string(), z.string()),
+    files: z.array(fileSchema),
+    createdAt: z.iso.datetime({ offset: true }),
+    durationMs: z.number().min(0),
+    producer: z.object({ graft: z.string(), node: z.string() }).catchall(z.string()),
+    metrics: z.record(z.string(), z.unknown()),
+  })
+  .superRefine((manifest, ctx) => {
+    const seen = new Set<string>();
+    manifest.files.forEach((file, index) => {
+      if (file.path === MANIFEST_FILE) ctx.addIssue({ code: 'custom', path: ['files', index, 'path'], message: `${MANIFEST_FILE} cannot list itself` });
+      if (seen.has(file.path)) ctx.addIssue({ code: 'custom', path: ['files', index, 'path'], message: `duplicate path ${file.path}` });
+      seen.add(file.path);
+    });
+  });
+
+/** Validates a manifest object we are about to write, so we never publish what readManifest would reject. */
+export function checkManifestShape(manifest: unknown): string[] {
+  const result = manifestSchema.safeParse(manifest);
+  return result.success ? [] : result.error.issues.map(formatIssue);
+}
+
+function formatIssue(issue: { path: PropertyKey[]; message: string }): string {
+  const where = issue.path.length === 0 ? '' : `${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')}: `;
+  return `${MANIFEST_FILE}: ${where}${issue.message}`;
+}
+
+/**
+ * An artifact whose bytes do not match its manifest (or whose manifest is missing or
+ * unreadable). The runner discards and rebuilds it; it is never silently read.
+ */
+export class CorruptArtifactError extends GraftError {
+  readonly stage: string;
+  readonly key: string;
+  /** Absolute path of the artifact directory. */
+  readonly path: string;
+  /** One sentence per bad file, each starting with the file's relative path. */
+  readonly problems: string[];
+
+  constructor(details: { stage: string; key: string; path: string; problems: string[] }, options: { cause?: unknown } = {}) {
+    const shown = details.problems.length > 0 ? details.problems : ['unknown problem'];
+    super(
+      'ARTIFACT_CORRUPT',
+      `Artifact ${details.stage}/${details.key.slice(0, 12)} at ${details.path} is corrupt: ${shown.join('; ')}. ` +
+        'Its files no longer match its manifest; `graft run` discards and rebuilds it.',
+      options,
+    );
+    this.name = 'CorruptArtifactError';
+    this.stage = details.stage;
+    this.key = details.key;
+    this.path = details.path;
+    this.problems = shown;
+  }
+}
+
+/**
+ * Reads and validates `<artifact>/manifest.json`. Whatever the bytes are (missing,
+ * empty, not UTF-8, not JSON, wrong shape), the only failure is CorruptArtifactError;
+ * only real IO trouble (permissions, disk errors) surfaces as a store IO GraftError.
+ */
+export async function readManifest(file: string): Promise<ArtifactManifest> {
+  const dir = dirname(file);
+  const corrupt = (problems: string[], cause?: unknown): CorruptArtifactError =>
+    new CorruptArtifactError({ stage: basename(dirname(dir)), key: basename(dir), path: dir, problems }, cause === undefined ? {} : { cause });
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw corrupt([`${MANIFEST_FILE}: missing`], error);
+    if (code === 'EISDIR') throw corrupt([`${MANIFEST_FILE}: is a directory, not a file`], error);
+    throw storeIoError(error, file, 'read the artifact manifest');
+  }
+  try {
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch (error) {
+      throw corrupt([`${MANIFEST_FILE}: not valid UTF-8`], error);
+    }
+    if (text.trim() === '') throw corrupt([`${MANIFEST_FILE}: empty`]);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw corrupt([`${MANIFEST_FILE}: not valid JSON (${error instanceof Error ? error.message : String(error)})`], error);
+    }
+    const result = manifestSchema.safeParse(json);
+    if (!result.success) throw corrupt(result.error.issues.map(formatIssue));
+    return result.data as ArtifactManifest;
+  } catch (error) {
+    // Belt and braces: a RangeError from absurdly deep JSON is still just bad bytes.
+    if (error instanceof CorruptArtifactError) throw error;
+    throw corrupt([`${MANIFEST_FILE}: unreadable (${error instanceof Error ? error.message : String(error)})`], error);
+  }
+}
+
+export interface Inspection {
+  /** Present when manifest.json parsed, even if files are bad. */
+  manifest?: ArtifactManifest;
+  problems: string[];
+}
+
+/**
+ * Checks an artifact directory against its manifest: the manifest itself, that it
+ * describes this stage/key, then each listed file's presence, size and sha256 (size
+ * first, so truncation is reported without hashing). Unlisted extra files are ignored.
+ */
+export async function inspectArtifact(dir: string, stage: string, key: string): Promise<Inspection> {
+  let manifest: ArtifactManifest;
+  try {
+    manifest = await readManifest(join(dir, MANIFEST_FILE));
+  } catch (error) {
+    if (error instanceof CorruptArtifactError) return { problems: error.problems };
+    throw error;
+  }
+  const problems: string[] = [];
+  if (manifest.stage !== stage || manifest.key !== key) {
+    problems.push(`${MANIFEST_FILE}: describes ${manifest.stage}/${manifest.key}, not ${stage}/${key} (copied from another artifact?)`);
+  }
+  for (const file of manifest.files) {
+    const absolute = join(dir, ...file.path.split('/'));
+    let info;
+    try {
+      info = await lstat(absolute);
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT' || errnoCode(error) === 'ENOTDIR') {
+        problems.push(`${file.path}: missing`);
+        continue;
+      }
+      throw storeIoError(error, absolute, 'check an artifact file');
+    }
+    if (!info.isFile()) {
+      problems.push(`${file.path}: not a regular file`);
+      continue;
+    }
+    if (info.size !== file.bytes) {
+      problems.push(`${file.path}: size mismatch, ${info.size} bytes, expected ${file.bytes}`);
+      continue;
+    }
+    let actual;
+    try {
+      actual = await hashFile(absolute);
+    } catch (error) {
+      throw storeIoError(error, absolute, 'read an artifact file');
+    }
+    if (actual.sha256 !== file.sha256) problems.push(`${file.path}: sha256 mismatch, ${actual.sha256}, expected ${file.sha256}`);
+  }
+  return { manifest, problems };
+}

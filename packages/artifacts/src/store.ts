@@ -1,0 +1,507 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open as openFile, readdir, rename } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { GraftError, type ArtifactManifest, type InputArtifact, type Producer } from '@graft/core';
+import { errnoCode, exists, fsyncDir, hashFile, newestMtime, removeTree, storeIoError, treeBytes, walkTree } from './fs-util.ts';
+import { KeyLock, breakLock, isLive, readLock, type LockHolder } from './lock.ts';
+import {
+  CorruptArtifactError,
+  KEY_PATTERN,
+  MANIFEST_FILE,
+  RESERVED_NAMES,
+  STAGE_NAME,
+  checkManifestShape,
+  checkNames,
+  inspectArtifact,
+  readManifest,
+} from './manifest.ts';
+
+/** Store-internal directories; none of them can be a stage name (STAGE_NAME forbids the dot). */
+const TMP_DIR = '.tmp';
+const CHECKPOINT_DIR = '.checkpoints';
+const LOCK_DIR = '.locks';
+const DISCARD_PREFIX = 'discard';
+
+export interface PendingArtifact {
+  stage: string;
+  key: string;
+  /** Empty temp dir inside <root>/.tmp for the stage to write into. */
+  outDir: string;
+  /** <root>/.checkpoints/<stage>/<key>: survives a crash, removed on publish. */
+  checkpointDir: string;
+}
+
+export interface VerifyReport {
+  stage: string;
+  key: string;
+  path: string;
+  ok: boolean;
+  problems: string[];
+}
+
+export interface PublishInfo {
+  stageVersion: string;
+  params: unknown;
+  inputs: Record<string, string>;
+  durationMs: number;
+  producer: Producer;
+  metrics: Record<string, unknown>;
+}
+
+export interface GcOptions {
+  /** Keys to keep (typically every key some run record references). */
+  keep: Set<string>;
+  /** Only report what would be removed. */
+  dryRun?: boolean;
+}
+
+export interface GcResult {
+  /** Absolute paths removed (or that would be, with dryRun). */
+  removed: string[];
+  freedBytes: number;
+}
+
+export interface StoreOptions {
+  /** How long begin() waits for another live process building the same key. Default 10 min. */
+  lockTimeoutMs?: number;
+  /** A lock not refreshed for this long is stale even if its pid looks alive. Default 5 min. */
+  staleLockMs?: number;
+  /** Unpublished checkpoints untouched for this long are collected by gc. Default 1 day. */
+  checkpointMaxAgeMs?: number;
+  /** Called once when begin() starts waiting for another process's lock. */
+  onLockWait?: (info: { stage: string; key: string; holder: LockHolder | undefined }) => void;
+  /** Test seam: runs after manifest.json is written and flushed, right before the final rename. */
+  beforeRename?: (pending: PendingArtifact) => void | Promise<void>;
+}
+
+interface ScannedArtifact {
+  stage: string;
+  key: string;
+  path: string;
+}
+
+interface TempName {
+  kind: 'build' | 'discard';
+  stage: string;
+  key: string;
+  pid: number;
+}
+
+/** `<stage>.<key>.<pid>.<token>` or `discard.<stage>.<key>.<pid>.<token>`; stage and key never contain dots. */
+function parseTempName(name: string): TempName | undefined {
+  const parts = name.split('.');
+  const kind = parts.length === 5 && parts[0] === DISCARD_PREFIX ? 'discard' : parts.length === 4 ? 'build' : undefined;
+  if (!kind) return undefined;
+  const [stage, key, pid] = kind === 'discard' ? parts.slice(1) : parts;
+  if (!stage || !key || !pid || !/^\d+$/.test(pid)) return undefined;
+  return { kind, stage, key, pid: Number(pid) };
+}
+
+function token(): string {
+  return randomBytes(6).toString('hex');
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The content-addressed artifact store (DESIGN.md §3):
+ *
+ *   <root>/<stage>/<key>/manifest.json + files   published artifacts
+ *   <root>/.tmp/<stage>.<key>.<pid>.<token>/    artifacts being built (pid: gc tells live from dead)
+ *   <root>/.checkpoints/<stage>/<key>/          resumable state of unfinished builds
+ *   <root>/.locks/<stage>/<key>.lock            one builder per key
+ *   <root>/runs/                                run records, owned by @graft/pipeline
+ *
+ * An artifact becomes visible only by the rename of a complete temp dir whose
+ * manifest.json was written last and flushed, so a crash at any moment leaves at most
+ * a temp dir that gc removes. Readers verify every file's size and sha256 before use.
+ */
+export class ArtifactStore {
+  readonly root: string;
+  private readonly lockTimeoutMs: number;
+  private readonly staleLockMs: number;
+  private readonly checkpointMaxAgeMs: number;
+  private readonly options: StoreOptions;
+  /** Builds begun by this store object, by outDir, so publish/abort can find their lock. */
+  private readonly pending = new Map<string, { pending: PendingArtifact; lock: KeyLock }>();
+
+  constructor(root: string, options: StoreOptions = {}) {
+    this.root = resolve(root);
+    this.options = options;
+    this.lockTimeoutMs = options.lockTimeoutMs ?? 10 * 60_000;
+    this.staleLockMs = options.staleLockMs ?? 5 * 60_000;
+    this.checkpointMaxAgeMs = options.checkpointMaxAgeMs ?? 24 * 60 * 60_000;
+  }
+
+  artifactDir(stage: string, key: string): string {
+    checkNames(stage, key);
+    return join(this.root, stage, key);
+  }
+
+  private lockFile(stage: string, key: string): string {
+    return join(this.root, LOCK_DIR, stage, `${key}.lock`);
+  }
+
+  private checkpointDir(stage: string, key: string): string {
+    return join(this.root, CHECKPOINT_DIR, stage, key);
+  }
+
+  private label(stage: string, key: string): string {
+    return `artifact ${stage}/${key.slice(0, 12)}`;
+  }
+
+  /** Whether a published artifact exists (its manifest is present). Does not hash anything. */
+  async has(stage: string, key: string): Promise<boolean> {
+    const manifest = join(this.artifactDir(stage, key), MANIFEST_FILE);
+    try {
+      return await exists(manifest);
+    } catch (error) {
+      throw storeIoError(error, manifest, `look up ${this.label(stage, key)}`);
+    }
+  }
+
+  /**
+   * The verified artifact, or undefined if there is none. Any directory at the
+   * artifact's place that does not verify (bad file, missing manifest) is reported as
+   * CorruptArtifactError naming each bad file; call discard() to rebuild it.
+   */
+  async open(stage: string, key: string): Promise<InputArtifact | undefined> {
+    const dir = this.artifactDir(stage, key);
+    try {
+      if (!(await exists(dir))) return undefined;
+    } catch (error) {
+      throw storeIoError(error, dir, `look up ${this.label(stage, key)}`);
+    }
+    const { manifest, problems } = await inspectArtifact(dir, stage, key);
+    if (problems.length > 0 || !manifest) throw new CorruptArtifactError({ stage, key, path: dir, problems });
+    return { key, path: dir, manifest };
+  }
+
+  /**
+   * Removes an artifact (typically a corrupt one) so it can be rebuilt. The rename into
+   * .tmp is the atomic step: readers see the artifact or nothing, never half of it.
+   */
+  async discard(stage: string, key: string): Promise<void> {
+    const dir = this.artifactDir(stage, key);
+    const trash = join(this.root, TMP_DIR, `${DISCARD_PREFIX}.${stage}.${key}.${process.pid}.${token()}`);
+    try {
+      await mkdir(join(this.root, TMP_DIR), { recursive: true });
+      await rename(dir, trash);
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return;
+      throw storeIoError(error, dir, `remove ${this.label(stage, key)}`);
+    }
+    await fsyncDir(join(this.root, stage)).catch(() => undefined);
+    // The artifact is already gone; a leftover trash dir is gc's to collect.
+    await removeTree(trash).catch(() => undefined);
+  }
+
+  /**
+   * Starts building `stage/key`: takes the key's lock (waiting for a live holder up to
+   * lockTimeoutMs, breaking stale ones), creates an empty temp outDir and ensures the
+   * checkpoint dir exists. Finish with publish() or abort().
+   */
+  async begin(stage: string, key: string): Promise<PendingArtifact> {
+    checkNames(stage, key);
+    const label = this.label(stage, key);
+    const tmpRoot = join(this.root, TMP_DIR);
+    try {
+      await mkdir(tmpRoot, { recursive: true });
+    } catch (error) {
+      throw storeIoError(error, tmpRoot, `prepare the artifact store for ${label}`);
+    }
+    const outName = `${stage}.${key}.${process.pid}.${token()}`;
+    const lock = await KeyLock.acquire(this.lockFile(stage, key), outName, {
+      timeoutMs: this.lockTimeoutMs,
+      staleMs: this.staleLockMs,
+      label,
+      onWait: (holder) => this.options.onLockWait?.({ stage, key, holder }),
+    });
+    const pending: PendingArtifact = { stage, key, outDir: join(tmpRoot, outName), checkpointDir: this.checkpointDir(stage, key) };
+    try {
+      await mkdir(pending.outDir);
+      await mkdir(pending.checkpointDir, { recursive: true });
+    } catch (error) {
+      await removeTree(pending.outDir).catch(() => undefined);
+      await lock.release().catch(() => undefined);
+      throw storeIoError(error, pending.outDir, `start building ${label}`);
+    }
+    this.pending.set(pending.outDir, { pending, lock });
+    return pending;
+  }
+
+  /**
+   * Seals outDir into the artifact: hashes every file, writes manifest.json last,
+   * flushes files and directories, renames outDir to <root>/<stage>/<key>. If another
+   * process published the key meanwhile and its copy verifies, that copy wins and ours
+   * is dropped. On success the checkpoint dir is removed; either way the lock is
+   * released and no partial artifact remains.
+   */
+  async publish(pending: PendingArtifact, info: PublishInfo): Promise<InputArtifact> {
+    const entry = this.pending.get(pending.outDir);
+    if (!entry) {
+      throw new GraftError('ARTIFACT_NOT_PENDING', `${pending.outDir} is not an artifact being built by this store (already published or aborted?).`);
+    }
+    const { stage, key, outDir } = entry.pending;
+    const label = this.label(stage, key);
+    let artifact: InputArtifact;
+    try {
+      const manifest = await this.seal(entry.pending, info);
+      await mkdir(join(this.root, stage), { recursive: true });
+      await this.options.beforeRename?.(entry.pending);
+      artifact = await this.moveIntoPlace(outDir, stage, key, manifest);
+      await fsyncDir(join(this.root, stage));
+    } catch (error) {
+      await removeTree(outDir).catch(() => undefined);
+      this.pending.delete(outDir);
+      await entry.lock.release().catch(() => undefined);
+      throw storeIoError(error, outDir, `publish ${label}`);
+    }
+    this.pending.delete(outDir);
+    // Checkpoints are only for resuming this key; leftovers (if rm fails) are gc's.
+    await removeTree(entry.pending.checkpointDir).catch(() => undefined);
+    await entry.lock.release().catch(() => undefined);
+    return artifact;
+  }
+
+  /** Hashes and flushes outDir's files and writes manifest.json into it (last). */
+  private async seal(pending: PendingArtifact, info: PublishInfo): Promise<ArtifactManifest> {
+    const { stage, key, outDir } = pending;
+    const tree = await walkTree(outDir);
+    if (tree.files.includes(MANIFEST_FILE)) {
+      throw new GraftError(
+        'ARTIFACT_RESERVED_NAME',
+        `Stage ${stage} wrote ${MANIFEST_FILE} into its output directory; that name is reserved for the store's manifest. Give the file another name.`,
+      );
+    }
+    const files = [];
+    for (const path of tree.files) files.push({ path, ...(await hashFile(join(outDir, ...path.split('/')), { fsync: true })) });
+    const draft: ArtifactManifest = {
+      key,
+      stage,
+      stageVersion: info.stageVersion,
+      params: info.params,
+      inputs: info.inputs,
+      files,
+      createdAt: new Date().toISOString(),
+      durationMs: info.durationMs,
+      producer: info.producer,
+      metrics: info.metrics,
+    };
+    let text: string;
+    try {
+      text = `${JSON.stringify(draft, null, 2)}\n`;
+    } catch (error) {
+      throw new GraftError('ARTIFACT_BAD_MANIFEST', `Cannot write the manifest of ${this.label(stage, key)}: params and metrics must be JSON (${(error as Error).message}).`, { cause: error });
+    }
+    // What we return is what a later open() reads back (undefined fields dropped, NaN as null).
+    const manifest = JSON.parse(text) as ArtifactManifest;
+    const problems = checkManifestShape(manifest);
+    if (problems.length > 0) {
+      throw new GraftError('ARTIFACT_BAD_MANIFEST', `Refusing to publish ${this.label(stage, key)} with an invalid manifest: ${problems.join('; ')}.`);
+    }
+    const handle = await openFile(join(outDir, MANIFEST_FILE), 'wx');
+    try {
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    // Deepest first, so every entry is durable before the directory naming it.
+    for (const dir of [...tree.dirs].reverse()) await fsyncDir(dir);
+    return manifest;
+  }
+
+  private async moveIntoPlace(outDir: string, stage: string, key: string, manifest: ArtifactManifest): Promise<InputArtifact> {
+    const target = join(this.root, stage, key);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await rename(outDir, target);
+        return { key, path: target, manifest };
+      } catch (error) {
+        if (errnoCode(error) === 'ENOENT' && (await exists(outDir))) {
+          // The stage dir vanished (removed by hand or by another tool): recreate it and retry.
+          await mkdir(join(this.root, stage), { recursive: true });
+          continue;
+        }
+        // rename(2) refuses to replace a non-empty directory: someone got there first.
+        if (!['EEXIST', 'ENOTEMPTY', 'EPERM'].includes(errnoCode(error) ?? '')) throw error;
+      }
+      const existing = await inspectArtifact(target, stage, key);
+      if (existing.problems.length === 0 && existing.manifest) {
+        await removeTree(outDir);
+        return { key, path: target, manifest: existing.manifest };
+      }
+      // A corrupt or half-made directory from outside this protocol: replace it with ours.
+      await this.discard(stage, key);
+    }
+    throw new GraftError('ARTIFACT_PUBLISH_RACE', `Could not move ${this.label(stage, key)} into ${target}: the directory keeps reappearing. Is another tool writing into the store?`);
+  }
+
+  /** Gives up a build: deletes outDir and releases the lock, keeping checkpoints for a resume. Idempotent. */
+  async abort(pending: PendingArtifact): Promise<void> {
+    const entry = this.pending.get(pending.outDir);
+    this.pending.delete(pending.outDir);
+    try {
+      await removeTree(pending.outDir);
+    } catch (error) {
+      await entry?.lock.release().catch(() => undefined);
+      throw storeIoError(error, pending.outDir, `clean up the unfinished ${this.label(pending.stage, pending.key)}`);
+    }
+    await entry?.lock.release();
+  }
+
+  /** Every `<stage>/<key>` directory, published or not, skipping the store's own dirs and runs/. */
+  private async scan(): Promise<ScannedArtifact[]> {
+    const found: ScannedArtifact[] = [];
+    let stages;
+    try {
+      stages = await readdir(this.root, { withFileTypes: true });
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return [];
+      throw storeIoError(error, this.root, 'list the artifact store');
+    }
+    for (const stageEntry of stages) {
+      if (!stageEntry.isDirectory() || !STAGE_NAME.test(stageEntry.name) || RESERVED_NAMES.has(stageEntry.name)) continue;
+      const stageDir = join(this.root, stageEntry.name);
+      let keys;
+      try {
+        keys = await readdir(stageDir, { withFileTypes: true });
+      } catch (error) {
+        if (errnoCode(error) === 'ENOENT') continue;
+        throw storeIoError(error, stageDir, 'list the artifact store');
+      }
+      for (const keyEntry of keys) {
+        if (keyEntry.isDirectory() && KEY_PATTERN.test(keyEntry.name)) {
+          found.push({ stage: stageEntry.name, key: keyEntry.name, path: join(stageDir, keyEntry.name) });
+        }
+      }
+    }
+    return found.sort((a, b) => compareStrings(a.stage, b.stage) || compareStrings(a.key, b.key));
+  }
+
+  /** Manifests of every published artifact, oldest first. Unreadable manifests are skipped (verify reports them). */
+  async list(): Promise<ArtifactManifest[]> {
+    const manifests: ArtifactManifest[] = [];
+    for (const artifact of await this.scan()) {
+      try {
+        manifests.push(await readManifest(join(artifact.path, MANIFEST_FILE)));
+      } catch (error) {
+        if (!(error instanceof CorruptArtifactError)) throw error;
+      }
+    }
+    return manifests.sort((a, b) => compareStrings(a.createdAt, b.createdAt) || compareStrings(a.stage, b.stage) || compareStrings(a.key, b.key));
+  }
+
+  /**
+   * Artifact directories whose key starts with `prefix` (case-insensitive), across
+   * stages. `stage/prefix` restricts the match to one stage, as `graft artifacts ls` prints them.
+   */
+  async resolvePrefix(prefix: string): Promise<{ stage: string; key: string; path: string }[]> {
+    let wanted = prefix.trim().toLowerCase();
+    let stage: string | undefined;
+    const slash = wanted.indexOf('/');
+    if (slash >= 0) {
+      stage = wanted.slice(0, slash);
+      wanted = wanted.slice(slash + 1);
+    }
+    return (await this.scan()).filter((a) => a.key.toLowerCase().startsWith(wanted) && (stage === undefined || a.stage.toLowerCase() === stage));
+  }
+
+  /** Checks every artifact (or those matching a key prefix) against its manifest. */
+  async verify(prefix?: string): Promise<VerifyReport[]> {
+    const targets = prefix === undefined ? await this.scan() : await this.resolvePrefix(prefix);
+    const reports: VerifyReport[] = [];
+    for (const { stage, key, path } of targets) {
+      const { manifest, problems } = await inspectArtifact(path, stage, key);
+      reports.push({ stage, key, path, ok: problems.length === 0 && manifest !== undefined, problems });
+    }
+    return reports;
+  }
+
+  private async lockIsLive(stage: string, key: string): Promise<{ live: boolean; holder?: LockHolder }> {
+    if (!STAGE_NAME.test(stage) || !KEY_PATTERN.test(key)) return { live: false };
+    const state = await readLock(this.lockFile(stage, key));
+    if (!state || !isLive(state, this.staleLockMs)) return { live: false };
+    return { live: true, ...(state.holder ? { holder: state.holder } : {}) };
+  }
+
+  /**
+   * Removes artifacts whose key is not in `keep` (unless a live process holds their
+   * lock), temp dirs no live lock owns, checkpoints of published keys and abandoned
+   * checkpoints (unlocked, untouched for checkpointMaxAgeMs), and stale lock files.
+   * Never touches <root>/runs.
+   */
+  async gc(options: GcOptions): Promise<GcResult> {
+    const dryRun = options.dryRun ?? false;
+    const removed: string[] = [];
+    let freedBytes = 0;
+    const collect = async (path: string, remove: () => Promise<void>): Promise<void> => {
+      freedBytes += await treeBytes(path);
+      removed.push(path);
+      if (!dryRun) await remove();
+    };
+    try {
+      for (const artifact of await this.scan()) {
+        if (options.keep.has(artifact.key)) continue;
+        if ((await this.lockIsLive(artifact.stage, artifact.key)).live) continue;
+        await collect(artifact.path, () => this.discard(artifact.stage, artifact.key));
+      }
+
+      const tmpRoot = join(this.root, TMP_DIR);
+      for (const name of await readdirIfPresent(tmpRoot)) {
+        const parsed = parseTempName(name);
+        if (parsed?.kind === 'build') {
+          const lock = await this.lockIsLive(parsed.stage, parsed.key);
+          if (lock.live && lock.holder?.outDir === name) continue;
+        }
+        const path = join(tmpRoot, name);
+        await collect(path, () => removeTree(path));
+      }
+
+      const checkpointRoot = join(this.root, CHECKPOINT_DIR);
+      for (const stage of await readdirIfPresent(checkpointRoot)) {
+        const stageDir = join(checkpointRoot, stage);
+        for (const key of await readdirIfPresent(stageDir)) {
+          const path = join(stageDir, key);
+          const valid = STAGE_NAME.test(stage) && KEY_PATTERN.test(key);
+          const published = valid && (await exists(join(this.root, stage, key, MANIFEST_FILE)));
+          if (!published) {
+            if (valid && (await this.lockIsLive(stage, key)).live) continue;
+            if (Date.now() - (await newestMtime(path)) <= this.checkpointMaxAgeMs) continue;
+          }
+          await collect(path, () => removeTree(path));
+        }
+      }
+
+      // Empty stage dirs are left alone on purpose: removing one could race a publish
+      // or begin that has just created it.
+      if (!dryRun) {
+        const lockRoot = join(this.root, LOCK_DIR);
+        for (const stage of await readdirIfPresent(lockRoot)) {
+          for (const name of await readdirIfPresent(join(lockRoot, stage))) {
+            if (!name.endsWith('.lock')) continue;
+            const file = join(lockRoot, stage, name);
+            const state = await readLock(file);
+            // Through the lock protocol's guard: a plain unlink could hit a lock taken a moment ago.
+            if (state && !isLive(state, this.staleLockMs)) await breakLock(file, state.raw);
+          }
+        }
+      }
+    } catch (error) {
+      throw storeIoError(error, this.root, 'clean the artifact store');
+    }
+    return { removed, freedBytes };
+  }
+}
+
+async function readdirIfPresent(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort(compareStrings);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT' || errnoCode(error) === 'ENOTDIR') return [];
+    throw error;
+  }
+}
