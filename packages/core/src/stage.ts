@@ -94,6 +94,13 @@ export interface StageDefinition<Schema extends z.ZodType = z.ZodType> {
   /** Named input slots, e.g. ['data'] or ['model', 'data']. */
   inputs: readonly string[];
   run(ctx: StageContext<z.output<Schema>>): Promise<StageResult>;
+  /**
+   * For stages whose params point at data outside the store (ingest's `source` dir): a
+   * JSON fingerprint of that content (e.g. file sha256s). It joins the artifact key, so
+   * editing the source rebuilds the entry, as DVC hashes a stage's deps. Bad params may
+   * throw the same UsageError `run` would.
+   */
+  fingerprint?(params: z.output<Schema>): Promise<unknown>;
 }
 
 /** Identity helper that keeps the params type flowing into `run`. */

