@@ -467,11 +467,10 @@ export class ArtifactStore {
         for (const key of await readdirIfPresent(stageDir)) {
           const path = join(stageDir, key);
           const valid = STAGE_NAME.test(stage) && KEY_PATTERN.test(key);
+          // A live build (even a forced rebuild of a published key) may be writing checkpoints right now.
+          if (valid && (await this.lockIsLive(stage, key)).live) continue;
           const published = valid && (await exists(join(this.root, stage, key, MANIFEST_FILE)));
-          if (!published) {
-            if (valid && (await this.lockIsLive(stage, key)).live) continue;
-            if (Date.now() - (await newestMtime(path)) <= this.checkpointMaxAgeMs) continue;
-          }
+          if (!published && Date.now() - (await newestMtime(path)) <= this.checkpointMaxAgeMs) continue;
           await collect(path, () => removeTree(path));
         }
       }
