@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { tempDir } from './__fixtures__/helpers.ts';
 import { KeyLock, readLock } from './lock.ts';
 
@@ -10,6 +10,8 @@ let dir: string;
 let file: string;
 beforeEach(async () => {
   dir = await tempDir();
+  const created = dir;
+  onTestFinished(() => rm(created, { recursive: true, force: true }));
   file = join(dir, 'locks', 'stage', 'key.lock');
 });
 

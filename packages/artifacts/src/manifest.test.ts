@@ -1,7 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from './__fixtures__/helpers.ts';
 import { CorruptArtifactError, isSafeRelativePath, readManifest } from './manifest.ts';
 
@@ -23,6 +23,7 @@ let counter = 0;
 beforeAll(async () => {
   dir = await tempDir();
 });
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** Writes bytes as <dir>/<stage>/<key>/manifest.json (a fresh dir each time) and reads them back. */
 async function readBytes(bytes: string | Uint8Array): Promise<unknown> {

@@ -1,7 +1,7 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraftError } from '@graft/core';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { keyFor, publishInfo, tempDir } from './__fixtures__/helpers.ts';
 import { ArtifactStore } from './store.ts';
 
@@ -31,6 +31,8 @@ let root: string;
 let store: ArtifactStore;
 beforeEach(async () => {
   root = await tempDir();
+  const created = root;
+  onTestFinished(() => rm(created, { recursive: true, force: true }));
   store = new ArtifactStore(root, { lockTimeoutMs: 200 });
 });
 afterEach(() => {

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { keyFor, tempDir } from './__fixtures__/helpers.ts';
 import { ArtifactStore } from './store.ts';
 
@@ -33,6 +33,8 @@ function runChild(args: string[]): Promise<ChildResult> {
 let root: string;
 beforeEach(async () => {
   root = await tempDir();
+  const created = root;
+  onTestFinished(() => rm(created, { recursive: true, force: true }));
 });
 
 describe('ArtifactStore across processes', () => {

@@ -1,6 +1,6 @@
 import { cp, mkdir, readFile, readdir, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { buildArtifact, keyFor, publishInfo, tempDir } from './__fixtures__/helpers.ts';
 import { CorruptArtifactError } from './manifest.ts';
 import { ArtifactStore } from './store.ts';
@@ -9,6 +9,8 @@ let root: string;
 let store: ArtifactStore;
 beforeEach(async () => {
   root = await tempDir();
+  const created = root;
+  onTestFinished(() => rm(created, { recursive: true, force: true }));
   store = new ArtifactStore(root, { lockTimeoutMs: 500 });
 });
 
