@@ -1,3 +1,8 @@
+/**
+ * @graft/artifacts: the content-addressed artifact store (DESIGN.md §3).
+ * Keys from canonical JSON, manifests validated on read, atomic publish (temp dir +
+ * rename, manifest written last), per-key locks, verify and gc.
+ */
 export { canonicalJson, computeKey } from './canonical-json.ts';
 export type { KeySpec } from './canonical-json.ts';
 export { resolveStoreRoot, DEFAULT_STORE_DIR } from './store-root.ts';
