@@ -1,0 +1,176 @@
+import { BatchMatMul, _FusedMatMul, broadcast_util, util } from '@tensorflow/tfjs-core';
+import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { WASM, copyRows, heapF32, markAsGraftKernel, stockKernel, view } from './wasm-backend.ts';
+import type { WasmKernelFunc } from './wasm-backend.ts';
+
+/*
+ * The stock wasm BatchMatMul hands the product to XNNPACK only when neither operand is
+ * transposed and both have batch 1; anything else (every dense backward pass, any
+ * batched product) runs a scalar triple loop at ~1-2 GFLOP/s instead of ~20-30. These
+ * wrappers reshape every case into that one fast case: transposes are materialised with
+ * the wasm Transpose kernel (a copy costs far less than the slow multiply), a batch that
+ * multiplies one shared right operand is folded into the rows, and other batches run as
+ * one fast 2-D product per batch entry.
+ */
+
+/** Below this many multiply-adds per batch entry, per-entry calls cost more than the slow loop saves. */
+const MIN_WORK_PER_ENTRY = 32 * 32 * 32;
+
+type Dims = { batchA: number; batchB: number; batch: number; m: number; k: number; n: number };
+
+function dims(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): Dims {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
+  const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
+  const kb = transposeB ? b.shape[rb - 1]! : b.shape[rb - 2]!;
+  const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
+  util.assert(
+    k === kb,
+    () =>
+      `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${b.shape} ` +
+      `and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
+  );
+  const batchA = util.sizeFromShape(a.shape.slice(0, -2));
+  const batchB = util.sizeFromShape(b.shape.slice(0, -2));
+  return { batchA, batchB, batch: Math.max(batchA, batchB), m, k, n };
+}
+
+/**
+ * `x` as an untransposed [batch, rows, cols] operand. Returns the tensor and whether the
+ * caller owns it (a copy made here) or it is a view of `x` (must not be disposed).
+ */
+function untransposed(
+  backend: BackendWasm,
+  x: TensorInfo,
+  batch: number,
+  rows: number,
+  cols: number,
+  transposed: boolean,
+): { info: TensorInfo; owned: boolean } {
+  // With a unit inner dimension the transpose leaves the memory order unchanged.
+  if (!transposed || rows === 1 || cols === 1) return { info: view(x, [batch, rows, cols]), owned: false };
+  const transpose = stockKernel('Transpose').kernelFunc as unknown as WasmKernelFunc;
+  const info = transpose({ inputs: { x: view(x, [batch, cols, rows]) }, backend, attrs: { perm: [0, 2, 1] } });
+  return { info, owned: true };
+}
+
+function release(backend: BackendWasm, ...operands: { info: TensorInfo; owned: boolean }[]): void {
+  for (const o of operands) if (o.owned) backend.disposeData(o.info.dataId);
+}
+
+/** out[i] = A[i % batchA] @ B[i % batchB] (tfjs broadcasts flattened batch dims this way), one fast call each. */
+function perEntry(
+  backend: BackendWasm,
+  fast: (a: TensorInfo, b: TensorInfo) => TensorInfo,
+  a3: TensorInfo,
+  b3: TensorInfo,
+  d: Dims,
+): TensorInfo {
+  const { batchA, batchB, batch, m, k, n } = d;
+  const out = backend.makeOutput([batch, m, n], 'float32');
+  for (let i = 0; i < batch; i++) {
+    // Slices are fresh tensors every time: XNNPACK caches its packed right operand under
+    // the tensor id, so reusing a buffer with new contents would multiply stale weights.
+    const ai = batchA === 1 ? view(a3, [m, k]) : copyRows(backend, a3, m * k, i % batchA, 1, [m, k]);
+    const bi = batchB === 1 ? view(b3, [k, n]) : copyRows(backend, b3, k * n, i % batchB, 1, [k, n]);
+    const oi = fast(ai, bi);
+    heapF32(backend, out).set(heapF32(backend, oi), i * m * n);
+    backend.disposeData(oi.dataId);
+    if (batchA !== 1) backend.disposeData(ai.dataId);
+    if (batchB !== 1) backend.disposeData(bi.dataId);
+  }
+  return out;
+}
+
+function batchMatMulConfig(): KernelConfig {
+  const stock = stockKernel(BatchMatMul);
+  const stockFunc = stock.kernelFunc as unknown as WasmKernelFunc;
+
+  const kernelFunc: WasmKernelFunc = (args) => {
+    const { backend } = args;
+    const a = args.inputs['a']!;
+    const b = args.inputs['b']!;
+    const transposeA = args.attrs?.['transposeA'] === true;
+    const transposeB = args.attrs?.['transposeB'] === true;
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return stockFunc(args);
+    const d = dims(a, b, transposeA, transposeB);
+    const { batchA, batchB, batch, m, k, n } = d;
+    if (batchA === 1 && batchB === 1 && !transposeA && !transposeB) return stockFunc(args);
+    if (batch > 1 && batchA === batchB && m * k * n < MIN_WORK_PER_ENTRY) return stockFunc(args);
+
+    const outShape = broadcast_util
+      .assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2))
+      .concat([m, n]);
+    const fast = (x: TensorInfo, y: TensorInfo): TensorInfo =>
+      stockFunc({ inputs: { a: x, b: y }, backend, attrs: { transposeA: false, transposeB: false } });
+
+    const a3 = untransposed(backend, a, batchA, m, k, transposeA);
+    const b3 = untransposed(backend, b, batchB, k, n, transposeB);
+    let out: TensorInfo;
+    try {
+      if (batchB === 1) {
+        // Rows of every batch entry share one right operand: a single [batch*m, k] product.
+        out = fast(view(a3.info, [batchA * m, k]), view(b3.info, [k, n]));
+      } else {
+        out = perEntry(backend, fast, a3.info, b3.info, d);
+      }
+    } finally {
+      release(backend, a3, b3);
+    }
+    out.shape = outShape;
+    return out;
+  };
+
+  return { ...stock, kernelName: BatchMatMul, backendName: WASM, kernelFunc: markAsGraftKernel(kernelFunc) };
+}
+
+/**
+ * _FusedMatMul (tf.fused.matMul, used by tfjs-layers' Dense) gets rank-3 operands. Only
+ * the cases the stock fast path computes the same way are rerouted: transposed operands
+ * with batch 1 (or a batched left operand over a shared right one), a bias of one value
+ * per output column or none. The stock slow loop indexes a bias by the flat output
+ * position clamped to its length, so it is kept for the shapes that rely on that.
+ */
+function fusedMatMulConfig(): KernelConfig {
+  const stock = stockKernel(_FusedMatMul);
+  const stockFunc = stock.kernelFunc as unknown as WasmKernelFunc;
+
+  const kernelFunc: WasmKernelFunc = (args) => {
+    const { backend, inputs, attrs } = args;
+    const a = inputs['a']!;
+    const b = inputs['b']!;
+    const bias = inputs['bias'];
+    const transposeA = attrs?.['transposeA'] === true;
+    const transposeB = attrs?.['transposeB'] === true;
+    if (!transposeA && !transposeB) return stockFunc(args);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 3 || b.shape.length !== 3) {
+      return stockFunc(args);
+    }
+    const d = dims(a, b, transposeA, transposeB);
+    const { batchA, batchB, m, k, n } = d;
+    if (batchB !== 1 || (bias !== undefined && util.sizeFromShape(bias.shape) !== n)) return stockFunc(args);
+
+    const a3 = untransposed(backend, a, batchA, m, k, transposeA);
+    const b3 = untransposed(backend, b, 1, k, n, transposeB);
+    let out: TensorInfo;
+    try {
+      out = stockFunc({
+        inputs: { ...inputs, a: view(a3.info, [1, batchA * m, k]), b: b3.info },
+        backend,
+        attrs: { ...attrs, transposeA: false, transposeB: false },
+      });
+    } finally {
+      release(backend, a3, b3);
+    }
+    out.shape = [batchA, m, n];
+    return out;
+  };
+
+  return { ...stock, kernelName: _FusedMatMul, backendName: WASM, kernelFunc: markAsGraftKernel(kernelFunc) };
+}
+
+export function matMulKernelConfigs(): KernelConfig[] {
+  return [batchMatMulConfig(), fusedMatMulConfig()];
+}

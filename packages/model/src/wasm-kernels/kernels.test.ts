@@ -1,0 +1,254 @@
+// The union package, as the training code uses it: tfjs-core alone registers no gradients.
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { registerWasmTrainingKernels, wasmTrainingKernelsRegistered } from './index.ts';
+import { patchLimit } from './conv2d-backprop-filter.ts';
+
+/*
+ * Every wasm result is compared with the cpu backend (plain JS, the tfjs reference) on
+ * the same seeded random inputs. Tolerance: max |wasm − cpu| ≤ 1e-4 × max(1, max |cpu|),
+ * i.e. 1e-4 relative to the largest reference value; float32 sums of a few thousand terms
+ * stay well inside it, while any indexing mistake is off by O(1).
+ */
+const TOLERANCE = 1e-4;
+
+/** Deterministic inputs (no dependency on either backend's RNG). */
+function values(size: number, seed: number): Float32Array {
+  const out = new Float32Array(size);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
+function input(shape: number[], seed: number): tf.Tensor {
+  return tf.tensor(values(tf.util.sizeFromShape(shape), seed), shape);
+}
+
+/** Runs `f` on a backend and returns its result's values and shape; leaves wasm selected. */
+async function runOn(backend: 'cpu' | 'wasm', f: () => tf.Tensor): Promise<{ data: Float32Array; shape: number[] }> {
+  await tf.setBackend(backend);
+  try {
+    const result = tf.tidy(f);
+    const out = { data: result.dataSync() as Float32Array, shape: result.shape };
+    result.dispose();
+    return out;
+  } finally {
+    await tf.setBackend('wasm');
+  }
+}
+
+async function expectSameOnBothBackends(f: () => tf.Tensor): Promise<void> {
+  const cpu = await runOn('cpu', f);
+  const wasm = await runOn('wasm', f);
+  expect(wasm.shape).toEqual(cpu.shape);
+  let scale = 1;
+  for (const v of cpu.data) scale = Math.max(scale, Math.abs(v));
+  let worst = 0;
+  for (let i = 0; i < cpu.data.length; i++) worst = Math.max(worst, Math.abs(wasm.data[i]! - cpu.data[i]!));
+  expect(worst).toBeLessThanOrEqual(TOLERANCE * scale);
+  // A result of all zeros would match a broken kernel that writes nothing.
+  expect(cpu.data.some((v) => v !== 0)).toBe(true);
+}
+
+type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+/** The kernel under test, called directly (tfjs has no public op for it). */
+function conv2dBackpropFilter(
+  x: tf.Tensor,
+  dy: tf.Tensor,
+  filterShape: [number, number, number, number],
+  strides: number | [number, number],
+  pad: Pad,
+): tf.Tensor {
+  return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides, pad, dataFormat: 'NHWC', filterShape } as never) as tf.Tensor;
+}
+
+function wasmDataIds(): number {
+  return (tf.engine().backend as unknown as { numDataIds(): number }).numDataIds();
+}
+
+/** Memory after `f` has run `times` times, once warmed up; tensors, bytes and backend buffers. */
+function memoryAfter(f: () => tf.Tensor, times: number): [number, number, number] {
+  for (let i = 0; i < times; i++) tf.tidy(f).dispose();
+  const m = tf.memory();
+  return [m.numTensors, m.numBytes, wasmDataIds()];
+}
+
+beforeAll(async () => {
+  registerWasmTrainingKernels();
+  registerWasmTrainingKernels(); // idempotent: must not wrap its own wrappers
+  await tf.setBackend('wasm');
+  await tf.ready();
+});
+
+afterEach(() => {
+  patchLimit.floats = 1 << 24;
+});
+
+describe('registerWasmTrainingKernels', () => {
+  it('registers the kernels once, keeping the stock kernel underneath', () => {
+    expect(wasmTrainingKernelsRegistered()).toBe(true);
+    expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
+    registerWasmTrainingKernels();
+    // Wrapping a wrapper would still compute the right values but recurse once more per
+    // call; the stock path must still be the one reached for an untransposed product.
+    const y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 4]));
+    expect(Array.from(y.dataSync())).toEqual(new Array(8).fill(3));
+  });
+});
+
+describe('Conv2DBackpropFilter on wasm matches cpu', () => {
+  type Case = {
+    name: string;
+    x: [number, number, number, number];
+    filter: [number, number, number, number];
+    strides: number | [number, number];
+    pad: Pad;
+  };
+  const cases: Case[] = [
+    { name: 'valid, stride 1', x: [2, 7, 7, 1], filter: [3, 3, 1, 4], strides: 1, pad: 'valid' },
+    { name: 'same, stride 2, 3 in-channels', x: [2, 8, 9, 3], filter: [3, 2, 3, 5], strides: 2, pad: 'same' },
+    { name: 'same, stride 3, even filter', x: [3, 10, 10, 2], filter: [4, 4, 2, 3], strides: 3, pad: 'same' },
+    // tfjs 4.22 sizes a numerically padded conv from the filter's and stride's height alone,
+    // and the stock wasm Conv2D then writes past its output (heap corruption) unless both
+    // are square; so numeric padding is tested square, explicit padding covers the rest.
+    { name: 'numeric pad 1, stride 2', x: [2, 7, 6, 2], filter: [3, 3, 2, 3], strides: 2, pad: 1 },
+    {
+      name: 'explicit asymmetric padding',
+      x: [1, 6, 5, 2],
+      filter: [2, 3, 2, 3],
+      strides: [1, 2],
+      pad: [[0, 0], [1, 2], [0, 1], [0, 0]],
+    },
+    { name: 'filter as large as the padded input', x: [2, 4, 4, 1], filter: [5, 5, 1, 2], strides: 1, pad: 'same' },
+  ];
+
+  for (const c of cases) {
+    it(c.name, async () => {
+      // Not from a wasm forward conv: see the numeric-padding note above.
+      const dyShape = tf.backend_util.computeConv2DInfo(c.x, c.filter, c.strides, 1, c.pad).outShape;
+      await expectSameOnBothBackends(() =>
+        conv2dBackpropFilter(
+          input(c.x, 1),
+          input(dyShape, 2),
+          c.filter,
+          c.strides,
+          c.pad,
+        ),
+      );
+    });
+  }
+
+  it('processes large batches in chunks with the same result', async () => {
+    patchLimit.floats = 9 * 36 * 2; // two batch entries' patches per chunk, batch of 5
+    await expectSameOnBothBackends(() =>
+      conv2dBackpropFilter(input([5, 8, 8, 1], 3), input([5, 6, 6, 4], 4), [3, 3, 1, 4], 1, 'valid'),
+    );
+  });
+
+  it("gives tf.grad of conv2d w.r.t. the filter (this project's conv layer)", async () => {
+    const x = values(4 * 28 * 28, 5);
+    const f = values(5 * 5 * 30, 6);
+    const w = values(4 * 24 * 24 * 30, 7);
+    await expectSameOnBothBackends(() => {
+      const xt = tf.tensor4d(x, [4, 28, 28, 1]);
+      const wt = tf.tensor4d(w, [4, 24, 24, 30]);
+      const grad = tf.grad((filter: tf.Tensor) => tf.sum(tf.mul(tf.relu(tf.conv2d(xt, filter as tf.Tensor4D, 1, 'valid')), wt)));
+      return grad(tf.tensor4d(f, [5, 5, 1, 30]));
+    });
+  });
+
+  it('rejects dilation and NCHW with a clear error', () => {
+    const x = tf.zeros([1, 5, 5, 1]);
+    const dy = tf.zeros([1, 3, 3, 2]);
+    const attrs = { strides: 1, pad: 'valid', dataFormat: 'NHWC', filterShape: [3, 3, 1, 2] };
+    expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, dilations: 2 })).toThrow(
+      /only dilation 1 is supported/,
+    );
+    expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, dataFormat: 'NCHW' })).toThrow(
+      /only NHWC/,
+    );
+    tf.dispose([x, dy]);
+  });
+
+  it('leaks no tensors or wasm buffers', () => {
+    const f = () => conv2dBackpropFilter(input([3, 9, 9, 2], 8), input([3, 5, 5, 3], 9), [3, 3, 2, 3], 2, 'same');
+    const before = memoryAfter(f, 2);
+    expect(memoryAfter(f, 5)).toEqual(before);
+    patchLimit.floats = 1; // chunked path allocates per chunk
+    const chunked = memoryAfter(f, 2);
+    expect(memoryAfter(f, 5)).toEqual(chunked);
+  });
+});
+
+describe('BatchMatMul on wasm matches cpu', () => {
+  const combos: [boolean, boolean][] = [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ];
+  // [batch dims of a, batch dims of b, m, k, n]
+  const shapes: [number[], number[], number, number, number][] = [
+    [[], [], 33, 40, 37], // 2-D, fast path
+    [[], [], 1, 9, 5], // unit dims: transposes are free views
+    [[], [], 6, 1, 4],
+    [[3], [3], 40, 50, 45], // batched, one fast product per entry
+    [[2, 2], [2, 2], 4, 5, 3], // batched and tiny: stock loop
+    [[3], [1], 20, 30, 25], // shared right operand: folded into rows
+    [[1], [2], 20, 30, 25], // shared left operand: broadcast per entry
+  ];
+  for (const [ta, tb] of combos) {
+    for (const [ba, bb, m, k, n] of shapes) {
+      it(`transposeA=${ta} transposeB=${tb} a=[${ba}]+${m}x${k} b=[${bb}]+${k}x${n}`, async () => {
+        const aShape = [...ba, ...(ta ? [k, m] : [m, k])];
+        const bShape = [...bb, ...(tb ? [n, k] : [k, n])];
+        await expectSameOnBothBackends(() => tf.matMul(input(aShape, 11), input(bShape, 12), ta, tb));
+      });
+    }
+  }
+
+  it('fused matMul with bias and relu, transposed, matches cpu', async () => {
+    for (const [ta, tb] of combos) {
+      await expectSameOnBothBackends(() =>
+        tf.fused.matMul({
+          a: input(ta ? [30, 20] : [20, 30], 13) as tf.Tensor2D,
+          b: input(tb ? [25, 30] : [30, 25], 14) as tf.Tensor2D,
+          transposeA: ta,
+          transposeB: tb,
+          bias: input([25], 15),
+          activation: 'relu',
+        }),
+      );
+    }
+  });
+
+  it("gives the dense layer's gradients (both operands) like cpu", async () => {
+    for (const wrt of [0, 1]) {
+      await expectSameOnBothBackends(() => {
+        const g = tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.square(tf.relu(tf.matMul(x, w)))));
+        return g([input([20, 60], 16), input([60, 35], 17)])[wrt]!;
+      });
+    }
+  });
+
+  it('leaks no tensors or wasm buffers', () => {
+    const cases = [
+      () => tf.matMul(input([40, 30], 1), input([40, 20], 2), true, false),
+      () => tf.matMul(input([2, 30, 40], 1), input([2, 20, 40], 2), false, true),
+      () => tf.matMul(input([2, 40, 30], 1), input([40, 20], 2), true, false),
+      () => tf.matMul(input([30, 40], 1), input([3, 40, 40], 2)),
+      () => tf.fused.matMul({ a: input([40, 30], 1) as tf.Tensor2D, b: input([20, 40], 2) as tf.Tensor2D, transposeA: true, transposeB: true, bias: input([20], 3) }),
+    ];
+    for (const f of cases) {
+      const before = memoryAfter(f, 2);
+      expect(memoryAfter(f, 5)).toEqual(before);
+    }
+  });
+});
