@@ -1,0 +1,115 @@
+import * as tf from '@tensorflow/tfjs';
+import { GraftError, UsageError } from '@graft/core';
+import type { ModelLogger } from './logger.ts';
+
+export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_REQUESTS: readonly BackendRequest[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  /** tfjs backend name in use: 'tensorflow' | 'wasm' | 'cpu'. */
+  backend: string;
+  tfjsVersion: string;
+  /** Why this backend: what was requested and what failed on the way. */
+  reason: string;
+}
+
+/** Kept in a variable so TypeScript does not try to resolve the optional package. */
+const TFJS_NODE = '@tensorflow/tfjs-node';
+
+type Loader = () => Promise<void>;
+
+const loaders: Record<Exclude<BackendRequest, 'auto'>, Loader> = {
+  async tensorflow() {
+    try {
+      await import(TFJS_NODE);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException | undefined)?.code;
+      const why =
+        code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+          ? `${TFJS_NODE} is not installed (it is optional: its install script downloads libtensorflow, which needs internet; run \`npm install ${TFJS_NODE}\` on a connected machine)`
+          : `${TFJS_NODE} failed to load: ${error instanceof Error ? error.message : String(error)}`;
+      throw new GraftError('BACKEND_UNAVAILABLE', why, { cause: error });
+    }
+    await setBackend('tensorflow');
+  },
+  async wasm() {
+    await import('@tensorflow/tfjs-backend-wasm');
+    await setBackend('wasm');
+    // Without these kernels the wasm backend cannot train a conv layer at all.
+    const { registerWasmTrainingKernels } = await import('./wasm-kernels/index.ts');
+    registerWasmTrainingKernels();
+  },
+  async cpu() {
+    await setBackend('cpu');
+    // The cpu backend prints a "install tfjs-node" banner on first use; our log already
+    // says which backend runs and why, and the banner would corrupt --json output.
+    const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
+    if (cpu && 'firstUse' in cpu) cpu.firstUse = false;
+  },
+};
+
+async function setBackend(name: string): Promise<void> {
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(name);
+  } catch (error) {
+    throw new GraftError('BACKEND_UNAVAILABLE', `tfjs backend '${name}' failed to initialise: ${String(error)}`, { cause: error });
+  }
+  if (!ok || tf.getBackend() !== name) {
+    throw new GraftError('BACKEND_UNAVAILABLE', `tfjs backend '${name}' failed to initialise`);
+  }
+}
+
+const settled = new Map<BackendRequest, BackendInfo>();
+
+/**
+ * Selects the compute backend (DESIGN.md §5). 'auto' takes the first of tensorflow,
+ * wasm, cpu that loads and says why; an explicit request that cannot load is an error
+ * rather than a silent fallback, since the user asked for it by name. Idempotent: a
+ * repeated request returns the first answer as long as that backend is still active.
+ */
+export async function initBackend(requested: BackendRequest | string, logger?: ModelLogger): Promise<BackendInfo> {
+  if (!(BACKEND_REQUESTS as readonly string[]).includes(requested)) {
+    throw new UsageError(
+      'BACKEND_UNKNOWN',
+      `unknown backend '${requested}'; use one of ${BACKEND_REQUESTS.map((b) => `'${b}'`).join(', ')}`,
+    );
+  }
+  const request = requested as BackendRequest;
+  const previous = settled.get(request);
+  if (previous && tf.getBackend() === previous.backend) return previous;
+
+  const order: Array<Exclude<BackendRequest, 'auto'>> = request === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [request];
+  const failures: string[] = [];
+  for (const name of order) {
+    try {
+      await loaders[name]();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (request !== 'auto') {
+        throw new GraftError(
+          'BACKEND_UNAVAILABLE',
+          `backend '${name}' is not available: ${message}. Choose another with --backend auto|wasm|cpu.`,
+          { cause: error },
+        );
+      }
+      failures.push(`${name}: ${message}`);
+      continue;
+    }
+    const reason =
+      request === 'auto'
+        ? failures.length === 0
+          ? `auto: ${name} is the fastest backend available`
+          : `auto: chose ${name} because ${failures.join('; ')}`
+        : `requested ${name}`;
+    const info: BackendInfo = { backend: name, tfjsVersion: tf.version_core, reason };
+    settled.set(request, info);
+    logger?.info({ backend: name, tfjs: info.tfjsVersion, reason }, `compute backend: ${name}`);
+    return info;
+  }
+  // cpu is pure JS and always loads, so this only happens if tfjs itself is broken.
+  throw new GraftError('BACKEND_UNAVAILABLE', `no tfjs backend could be loaded: ${failures.join('; ')}`);
+}
+
+/** The tfjs version in use (for manifests), without selecting a backend. */
+export const tfjsVersion: string = tf.version_core;

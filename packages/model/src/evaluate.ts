@@ -1,0 +1,64 @@
+import * as tf from '@tensorflow/tfjs';
+import { features, gatherBatch, headLogits, inputTensor } from './forward.ts';
+import type { LabelledImages } from './forward.ts';
+import type { NetworkSpec, NetworkVariables } from './network.ts';
+
+/** Large batches: evaluation has no tape and no dropout, so memory is the only limit. */
+export const EVAL_BATCH_SIZE = 1000;
+
+export interface Evaluation {
+  count: number;
+  accuracy: number;
+  /** Accuracy per true class (index = class); null for a class with no examples. */
+  perClassAccuracy: Array<number | null>;
+  /** confusion[trueClass][predictedClass] = count. */
+  confusion: number[][];
+}
+
+/** Predicted class per image, dropout off. */
+export function predictClasses(
+  vars: NetworkVariables,
+  spec: NetworkSpec,
+  data: LabelledImages,
+  batchSize = EVAL_BATCH_SIZE,
+): Int32Array {
+  const out = new Int32Array(data.length);
+  for (let start = 0; start < data.length; start += batchSize) {
+    const end = Math.min(start + batchSize, data.length);
+    const { x, size } = gatherBatch(data, [start, end]);
+    const predicted = tf.tidy(() => tf.argMax(headLogits(vars, features(vars, inputTensor(x, size, spec), spec, null)), 1));
+    out.set(predicted.dataSync() as Int32Array, start);
+    predicted.dispose();
+  }
+  return out;
+}
+
+/** Share of predictions equal to the labels; 0 for an empty set. */
+export function accuracyOf(predicted: ArrayLike<number>, labels: ArrayLike<number>): number {
+  if (predicted.length === 0) return 0;
+  let correct = 0;
+  for (let i = 0; i < predicted.length; i++) if (predicted[i] === labels[i]) correct++;
+  return correct / predicted.length;
+}
+
+export function classificationReport(predicted: ArrayLike<number>, labels: ArrayLike<number>, numClasses: number): Evaluation {
+  const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
+  for (let i = 0; i < predicted.length; i++) {
+    const row = confusion[labels[i]!];
+    if (row === undefined) throw new RangeError(`label ${labels[i]} at row ${i} is outside 0..${numClasses - 1}`);
+    row[predicted[i]!]!++;
+  }
+  const perClassAccuracy = confusion.map((row, c) => {
+    const total = row.reduce((s, n) => s + n, 0);
+    return total === 0 ? null : row[c]! / total;
+  });
+  return { count: predicted.length, accuracy: accuracyOf(predicted, labels), perClassAccuracy, confusion };
+}
+
+export function evaluate(vars: NetworkVariables, spec: NetworkSpec, data: LabelledImages, batchSize = EVAL_BATCH_SIZE): Evaluation {
+  return classificationReport(predictClasses(vars, spec, data, batchSize), data.labels, spec.numClasses);
+}
+
+export function accuracyOn(vars: NetworkVariables, spec: NetworkSpec, data: LabelledImages, batchSize = EVAL_BATCH_SIZE): number {
+  return accuracyOf(predictClasses(vars, spec, data, batchSize), data.labels);
+}

@@ -1,0 +1,112 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Rng } from '@graft/core';
+import { featureGeometry } from './network.ts';
+import type { NetworkSpec, NetworkVariables } from './network.ts';
+
+/** What training and evaluation need of a dataset; @graft/data's ImageTable fits. */
+export interface LabelledImages {
+  length: number;
+  rows: number;
+  cols: number;
+  /** length * rows * cols raw pixels (0..255), image after image. */
+  images: Uint8Array;
+  /** Class index per image, 0..numClasses-1 (already mapped). */
+  labels: ArrayLike<number>;
+}
+
+/** A batch is either a contiguous [start, end) row range or explicit row numbers. */
+export type Batch = readonly [number, number] | Uint32Array;
+
+export function batchRows(batch: Batch): { length: number; row(i: number): number } {
+  if (isRange(batch)) {
+    const [start, end] = batch;
+    return { length: end - start, row: (i) => start + i };
+  }
+  return { length: batch.length, row: (i) => batch[i]! };
+}
+
+function isRange(batch: Batch): batch is readonly [number, number] {
+  return !(batch instanceof Uint32Array);
+}
+
+/** Pixels scaled to [0, 1] as the seed's input_data did, and the batch's labels. */
+export function gatherBatch(data: LabelledImages, batch: Batch): { x: Float32Array; y: Int32Array; size: number } {
+  const rows = batchRows(batch);
+  const pixels = data.rows * data.cols;
+  const x = new Float32Array(rows.length * pixels);
+  const y = new Int32Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows.row(i);
+    if (!(r >= 0 && r < data.length)) throw new RangeError(`batch row ${r} is outside a dataset of ${data.length} rows`);
+    const src = data.images.subarray(r * pixels, (r + 1) * pixels);
+    const off = i * pixels;
+    for (let p = 0; p < pixels; p++) x[off + p] = src[p]! / 255;
+    y[i] = data.labels[r]!;
+  }
+  return { x, y, size: rows.length };
+}
+
+export function inputTensor(x: Float32Array, size: number, spec: Pick<NetworkSpec, 'rows' | 'cols'>): tf.Tensor4D {
+  return tf.tensor4d(x, [size, spec.rows, spec.cols, 1], 'float32');
+}
+
+/** Scaled keep masks for the two dropout sites; null when dropout is off. */
+export interface DropoutMasks {
+  pool: Float32Array;
+  fc1: Float32Array;
+}
+
+/**
+ * Dropout masks drawn from our Rng (not tfjs's), so a seed fixes them on every backend
+ * and a checkpointed Rng state resumes them exactly. Same semantics as tf.nn.dropout:
+ * keep with probability keepProb, scale kept values by 1/keepProb.
+ */
+export function drawDropoutMasks(rng: Rng, size: number, spec: NetworkSpec, keepProb: number): DropoutMasks | null {
+  if (keepProb >= 1) return null;
+  const { poolRows, poolCols } = featureGeometry(spec);
+  const fill = (n: number) => {
+    const out = new Float32Array(n);
+    const scale = 1 / keepProb;
+    for (let i = 0; i < n; i++) out[i] = rng.nextFloat() < keepProb ? scale : 0;
+    return out;
+  };
+  const pool = fill(size * poolRows * poolCols * spec.filters);
+  const fc1 = fill(size * spec.hidden);
+  return { pool, fc1 };
+}
+
+/** conv -> relu -> pool -> dropout -> flatten -> fc1 -> relu -> dropout: the base's output. */
+export function features(vars: NetworkVariables, x: tf.Tensor4D, spec: NetworkSpec, masks: DropoutMasks | null): tf.Tensor2D {
+  return tf.tidy(() => {
+    const size = x.shape[0];
+    const { poolRows, poolCols, flat } = featureGeometry(spec);
+    const conv = tf.relu(tf.add(tf.conv2d(x, vars.convKernel as tf.Tensor4D, 1, 'valid'), vars.convBias));
+    let h: tf.Tensor = tf.maxPool(conv as tf.Tensor4D, 2, 2, 'same');
+    if (masks) h = tf.mul(h, tf.tensor4d(masks.pool, [size, poolRows, poolCols, spec.filters]));
+    // NHWC flatten, the same element order as the seed's tf.reshape and Keras' Flatten.
+    const flatH = tf.reshape(h, [size, flat]) as tf.Tensor2D;
+    let f = tf.relu(tf.add(tf.matMul(flatH, vars.fc1Kernel as tf.Tensor2D), vars.fc1Bias)) as tf.Tensor2D;
+    if (masks) f = tf.mul(f, tf.tensor2d(masks.fc1, [size, spec.hidden])) as tf.Tensor2D;
+    return f;
+  });
+}
+
+export function headLogits(vars: Pick<NetworkVariables, 'headKernel' | 'headBias'>, feats: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.add(tf.matMul(feats, vars.headKernel as tf.Tensor2D), vars.headBias));
+}
+
+/**
+ * Mean softmax cross-entropy plus l2 x mean over `regularised` of sum(w^2)/2 (the seed's
+ * tf.nn.l2_loss averaged over its kernels). The seed minimised the batch *sum*; with
+ * Adam that is the same update as the mean (DESIGN.md §1).
+ */
+export function trainingLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, regularised: readonly tf.Tensor[], l2: number): tf.Scalar {
+  return tf.tidy(() => {
+    const numClasses = logits.shape[1];
+    const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(labels, numClasses), logits) as tf.Scalar;
+    if (l2 === 0 || regularised.length === 0) return ce;
+    const terms = regularised.map((w) => tf.div(tf.sum(tf.square(w)), 2));
+    const reg = tf.mul(tf.mean(tf.stack(terms)), l2);
+    return tf.add(ce, reg) as tf.Scalar;
+  });
+}

@@ -1,0 +1,34 @@
+// Importing this module loads tfjs (~1 s). Stage definitions must `await import('@graft/model')`
+// inside run() so that the CLI stays fast for cache hits.
+export { BACKEND_REQUESTS, initBackend, tfjsVersion } from './backend.ts';
+export type { BackendInfo, BackendRequest } from './backend.ts';
+export {
+  BIAS_INIT,
+  KERNEL_STDDEV,
+  LAYER_NAMES,
+  SEED_NETWORK,
+  VARIABLE_ORDER,
+  assignValues,
+  buildNetwork,
+  featureGeometry,
+  networkVariables,
+  readWeights,
+  specFromModel,
+  truncatedNormalValues,
+} from './network.ts';
+export type { NetworkSpec, NetworkVariables } from './network.ts';
+export { drawDropoutMasks, features, gatherBatch, headLogits, inputTensor, trainingLoss } from './forward.ts';
+export type { Batch, DropoutMasks, LabelledImages } from './forward.ts';
+export { EVAL_BATCH_SIZE, accuracyOf, accuracyOn, classificationReport, evaluate, predictClasses } from './evaluate.ts';
+export type { Evaluation } from './evaluate.ts';
+export { CHECKPOINT_FILE, trainLoop } from './train.ts';
+export type { BatchPlan, CurvePoint, TrainOptions, TrainResult } from './train.ts';
+export { contiguousPlan, shuffledEpochPlan, shuffledPlan } from './plans.ts';
+export { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+export type { Checkpoint, CheckpointTensor } from './checkpoint.ts';
+export { MODEL_JSON, WEIGHTS_BIN, loadModel, saveModel } from './io.ts';
+export { silentLogger } from './logger.ts';
+export type { ModelLogger } from './logger.ts';
+export { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
+export { syntheticImages } from './synthetic.ts';
+export type { SyntheticImages } from './synthetic.ts';
