@@ -57,6 +57,13 @@ describe('canonicalJson', () => {
 });
 
 describe('computeKey', () => {
+  it('hashes a source fingerprint only when there is one', () => {
+    const plain = computeKey({ stage: 's', stageVersion: '1', params: {}, inputs: {} });
+    const a = computeKey({ stage: 's', stageVersion: '1', params: {}, inputs: {}, sources: { f: 'aa' } });
+    const b = computeKey({ stage: 's', stageVersion: '1', params: {}, inputs: {}, sources: { f: 'ab' } });
+    expect(new Set([plain, a, b]).size).toBe(3);
+  });
+
   it('is a sha256 hex digest pinned for a known spec (a change here invalidates every store)', () => {
     // sha256 of '{"inputs":{},"params":{},"stage":"s","stageVersion":"1"}'
     expect(computeKey({ stage: 's', stageVersion: '1', params: {}, inputs: {} })).toBe('fdae6c2847e7152bae33bee0de70d510414edc5c3f8550ce36fda28633fd6854');

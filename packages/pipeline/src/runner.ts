@@ -97,6 +97,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
         stageVersion: stage.version,
         params: entry.params,
         inputs: Object.fromEntries(Object.entries(inputs).map(([slot, artifact]) => [slot, artifact.key])),
+        ...(stage.fingerprint ? { sources: await stage.fingerprint(stage.params.parse(entry.params)) } : {}),
       });
       const forced = options.force === true && (target === 'all' || target === entry.name);
       const started = performance.now();

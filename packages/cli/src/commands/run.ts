@@ -39,7 +39,13 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
           ...(argv.backend === undefined ? {} : { backend: argv.backend }),
         }),
       );
-      const store = new ArtifactStore(resolveStoreRoot(argv.artifacts));
+      const store = new ArtifactStore(resolveStoreRoot(argv.artifacts), {
+        // Wait as long as the other builder is alive (its heartbeat stays fresh): phase one
+        // alone takes longer than any fixed bound. Dead or stale holders are broken at once.
+        lockTimeoutMs: Number.POSITIVE_INFINITY,
+        onLockWait: ({ stage, key, holder }) =>
+          process.stderr.write(`graft: ${stage} ${key.slice(0, 12)} is being built by another process${holder ? ` (pid ${holder.pid})` : ''}; waiting for it\n`),
+      });
       const records: RunRecord[] = [];
       for (const config of configs) {
         const runId = newRunId();
