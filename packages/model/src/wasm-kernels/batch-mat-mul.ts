@@ -84,9 +84,41 @@ function perEntry(
   return out;
 }
 
+/*
+ * For a single product C = op(A) @ op(B) there are two ways onto the fast path:
+ *   direct:      C   = op(A) @ op(B)        (transpose whichever operand is stored transposed)
+ *   transposed:  Cᵀ = op(B)ᵀ @ op(A)ᵀ, then transpose Cᵀ
+ * XNNPACK repacks its right operand on first use (cached under the tensor id), which costs
+ * ~3.5x a transpose per element. The dense backward pass dy @ Wᵀ is the case that
+ * matters: direct transposes and packs the 4320x500 kernel, transposed only touches the
+ * 100-row dy and the output. Costs are in element copies, weighted as measured.
+ */
+const TRANSPOSE_COST = 1;
+const PACK_COST = 3.5;
+
+/**
+ * Right operands seen before. A weight used once per value (training) is best multiplied
+ * transposed; one used again (evaluation over many batches) is worth packing once, since
+ * XNNPACK keeps the packed copy for as long as the tensor lives.
+ */
+const seenAsRight = new WeakSet<object>();
+
+function chooseTransposed(transposeA: boolean, transposeB: boolean, reused: boolean, d: Dims): boolean {
+  const { m, k, n } = d;
+  const sizeA = m * k;
+  const sizeB = k * n;
+  const moves = (size: number, rows: number, cols: number) => (rows === 1 || cols === 1 ? 0 : size * TRANSPOSE_COST);
+  const directPack = !transposeB && reused ? 0 : sizeB * PACK_COST;
+  const direct = (transposeA ? moves(sizeA, m, k) : 0) + (transposeB ? moves(sizeB, k, n) : 0) + directPack;
+  const transposed =
+    (transposeB ? 0 : moves(sizeB, k, n)) + (transposeA ? 0 : moves(sizeA, m, k)) + sizeA * PACK_COST + moves(m * n, m, n);
+  return transposed < direct;
+}
+
 function batchMatMulConfig(): KernelConfig {
   const stock = stockKernel(BatchMatMul);
   const stockFunc = stock.kernelFunc as unknown as WasmKernelFunc;
+  const transposeFunc = stockKernel('Transpose').kernelFunc as unknown as WasmKernelFunc;
 
   const kernelFunc: WasmKernelFunc = (args) => {
     const { backend } = args;
@@ -97,7 +129,6 @@ function batchMatMulConfig(): KernelConfig {
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return stockFunc(args);
     const d = dims(a, b, transposeA, transposeB);
     const { batchA, batchB, batch, m, k, n } = d;
-    if (batchA === 1 && batchB === 1 && !transposeA && !transposeB) return stockFunc(args);
     if (batch > 1 && batchA === batchB && m * k * n < MIN_WORK_PER_ENTRY) return stockFunc(args);
 
     const outShape = broadcast_util
@@ -105,19 +136,39 @@ function batchMatMulConfig(): KernelConfig {
       .concat([m, n]);
     const fast = (x: TensorInfo, y: TensorInfo): TensorInfo =>
       stockFunc({ inputs: { a: x, b: y }, backend, attrs: { transposeA: false, transposeB: false } });
+    const reused = seenAsRight.has(b.dataId);
+    seenAsRight.add(b.dataId);
 
-    const a3 = untransposed(backend, a, batchA, m, k, transposeA);
-    const b3 = untransposed(backend, b, batchB, k, n, transposeB);
     let out: TensorInfo;
-    try {
-      if (batchB === 1) {
-        // Rows of every batch entry share one right operand: a single [batch*m, k] product.
-        out = fast(view(a3.info, [batchA * m, k]), view(b3.info, [k, n]));
-      } else {
-        out = perEntry(backend, fast, a3.info, b3.info, d);
+    if (batch === 1 && chooseTransposed(transposeA, transposeB, reused, d)) {
+      const bT = untransposed(backend, b, 1, n, k, !transposeB);
+      const aT = untransposed(backend, a, 1, k, m, !transposeA);
+      let outT: TensorInfo;
+      try {
+        outT = fast(view(bT.info, [n, k]), view(aT.info, [k, m]));
+      } finally {
+        release(backend, aT, bT);
       }
-    } finally {
-      release(backend, a3, b3);
+      if (m === 1 || n === 1) {
+        out = outT;
+      } else {
+        out = transposeFunc({ inputs: { x: view(outT, [n, m]) }, backend, attrs: { perm: [1, 0] } });
+        backend.disposeData(outT.dataId);
+      }
+    } else if (batchA === 1 && batchB === 1 && !transposeA && !transposeB) {
+      out = fast(view(a, [m, k]), view(b, [k, n]));
+    } else {
+      const a3 = untransposed(backend, a, batchA, m, k, transposeA);
+      const b3 = untransposed(backend, b, batchB, k, n, transposeB);
+      try {
+        // Rows of every batch entry share one right operand: a single [batch*m, k] product.
+        out =
+          batchB === 1
+            ? fast(view(a3.info, [batchA * m, k]), view(b3.info, [k, n]))
+            : perEntry(backend, fast, a3.info, b3.info, d);
+      } finally {
+        release(backend, a3, b3);
+      }
     }
     out.shape = outShape;
     return out;
@@ -171,6 +222,4 @@ function fusedMatMulConfig(): KernelConfig {
   return { ...stock, kernelName: _FusedMatMul, backendName: WASM, kernelFunc: markAsGraftKernel(kernelFunc) };
 }
 
-export function matMulKernelConfigs(): KernelConfig[] {
-  return [batchMatMulConfig(), fusedMatMulConfig()];
-}
+export { batchMatMulConfig, fusedMatMulConfig };

@@ -187,6 +187,37 @@ describe('Conv2DBackpropFilter on wasm matches cpu', () => {
   });
 });
 
+describe('MaxPoolGrad on wasm matches cpu', () => {
+  const cases: { name: string; x: [number, number, number, number]; size: number | [number, number]; strides: number | [number, number]; pad: 'valid' | 'same' | number }[] = [
+    { name: "2x2 stride 2 'same' on an even input (this project's pool)", x: [3, 8, 8, 5], size: 2, strides: 2, pad: 'same' },
+    { name: "2x2 stride 2 'same' on an odd input (padded edge)", x: [2, 7, 9, 3], size: 2, strides: 2, pad: 'same' },
+    { name: "3x3 stride 2 'valid' (overlapping windows)", x: [2, 9, 9, 4], size: 3, strides: 2, pad: 'valid' },
+    { name: "3x2 strides [1, 2] 'same'", x: [1, 6, 7, 2], size: [3, 2], strides: [1, 2], pad: 'same' },
+    { name: 'numeric pad 1, 3x3 stride 2', x: [2, 7, 7, 3], size: 3, strides: 2, pad: 1 },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      await expectSameOnBothBackends(() => {
+        const w = input(tf.maxPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.strides, c.pad).shape, 31);
+        const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(x as tf.Tensor4D, c.size, c.strides, c.pad), w)));
+        return g(input(c.x, 32));
+      });
+    });
+  }
+
+  it('sends a tie to the first maximum of the window, like cpu', async () => {
+    // After ReLU whole windows are 0; the gradient must land on one pixel, the first.
+    const x = tf.tensor4d([0, 0, 0, 0, 1, 1, 0, 1, 2, 2, 2, 2, 0, 0, 0, 0], [1, 4, 4, 1]);
+    await expectSameOnBothBackends(() => tf.grad((t: tf.Tensor) => tf.sum(tf.maxPool(t as tf.Tensor4D, 2, 2, 'valid')))(x));
+  });
+
+  it('leaks no tensors or wasm buffers', () => {
+    const f = () => tf.grad((x: tf.Tensor) => tf.sum(tf.maxPool(x as tf.Tensor4D, 2, 2, 'same')))(input([2, 6, 6, 3], 33));
+    const before = memoryAfter(f, 2);
+    expect(memoryAfter(f, 5)).toEqual(before);
+  });
+});
+
 describe('BatchMatMul on wasm matches cpu', () => {
   const combos: [boolean, boolean][] = [
     [false, false],
@@ -203,6 +234,8 @@ describe('BatchMatMul on wasm matches cpu', () => {
     [[2, 2], [2, 2], 4, 5, 3], // batched and tiny: stock loop
     [[3], [1], 20, 30, 25], // shared right operand: folded into rows
     [[1], [2], 20, 30, 25], // shared left operand: broadcast per entry
+    [[], [], 4, 60, 300], // few rows, big right operand: computed as (op(B)ᵀ op(A)ᵀ)ᵀ
+    [[], [], 300, 60, 4], // few columns: computed directly
   ];
   for (const [ta, tb] of combos) {
     for (const [ba, bb, m, k, n] of shapes) {
@@ -213,6 +246,16 @@ describe('BatchMatMul on wasm matches cpu', () => {
       });
     }
   }
+
+  it('gives the same product when the right operand is reused (packed once, then cached)', async () => {
+    const w = values(60 * 300, 21);
+    await expectSameOnBothBackends(() => {
+      const wt = tf.tensor2d(w, [60, 300]);
+      const x = input([4, 60], 22);
+      // First use goes transposed, later uses direct on XNNPACK's cached packing.
+      return tf.stack([tf.matMul(x, wt), tf.matMul(tf.neg(x), wt), tf.matMul(x, wt)]);
+    });
+  });
 
   it('fused matMul with bias and relu, transposed, matches cpu', async () => {
     for (const [ta, tb] of combos) {
