@@ -32,3 +32,4 @@ export type { ModelLogger } from './logger.ts';
 export { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
 export { syntheticImages } from './synthetic.ts';
 export type { SyntheticImages } from './synthetic.ts';
+export { mapLabels } from './labels.ts';

@@ -72,9 +72,10 @@ export function featureGeometry(spec: Pick<NetworkSpec, 'rows' | 'cols' | 'kerne
  * The network as a tf.LayersModel, so it saves in the standard LayersModel format and
  * any tfjs user can load it. Kernels start at zero and are then filled from `rng`, so
  * one seed gives the same initial weights on every backend (tfjs initialisers draw
- * from their own, backend-dependent generators).
+ * from their own, backend-dependent generators). With `rng` null every weight stays
+ * zero, for callers that assign all of them (the transplant).
  */
-export function buildNetwork(spec: NetworkSpec, rng: Rng): tf.Sequential {
+export function buildNetwork(spec: NetworkSpec, rng: Rng | null): tf.Sequential {
   const { convRows, convCols } = featureGeometry(spec);
   if (convRows < 1 || convCols < 1) {
     throw new GraftError(
@@ -115,6 +116,7 @@ export function buildNetwork(spec: NetworkSpec, rng: Rng): tf.Sequential {
       }),
     ],
   });
+  if (rng === null) return model;
   const vars = networkVariables(model);
   // Draw order conv -> fc1 -> head, like the seed's variable creation order.
   for (const name of ['convKernel', 'fc1Kernel', 'headKernel'] as const) {

