@@ -1,0 +1,95 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { InputArtifact } from '@graft/core';
+import { loadModel, networkVariables, readWeights } from '@graft/model';
+import { METRICS_FILE, MODEL_DIR, phaseOneStage } from '@graft/phase-one';
+import { inputArtifact, stageContext, syntheticSplit } from '@graft/phase-one/testing';
+import { transplantStage } from '@graft/transplant';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { phaseTwoStage } from './phase-two.ts';
+import type { PhaseTwoMetricsFile } from './phase-two.ts';
+
+let root: string;
+let split: InputArtifact;
+let phaseOne: InputArtifact;
+let transplant: InputArtifact;
+const quick = { epochs: 2, batchesPerEpoch: 5, batchSize: 20, evalEvery: 5, learningRate: 1e-2 };
+const BASE = ['convKernel', 'convBias', 'fc1Kernel', 'fc1Bias'] as const;
+
+async function weightsOf(dir: string) {
+  const model = await loadModel(join(dir, MODEL_DIR));
+  const weights = readWeights(networkVariables(model));
+  model.dispose();
+  return weights;
+}
+
+async function run(params: Record<string, unknown>, model = transplant) {
+  const ctx = await stageContext(root, phaseTwoStage, params, { model, data: split });
+  const result = await phaseTwoStage.run(ctx);
+  const metrics = JSON.parse(await readFile(join(ctx.outDir, METRICS_FILE), 'utf8')) as PhaseTwoMetricsFile;
+  return { ctx, result, metrics, weights: await weightsOf(ctx.outDir) };
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'graft-phase-two-'));
+  split = await syntheticSplit(root, { numLabels: 4, holdout: [3] });
+  const p1 = await stageContext(root, phaseOneStage, { epochs: 1, batchSize: 20, learningRate: 1e-3, evalEvery: 50 }, { data: split });
+  await phaseOneStage.run(p1);
+  phaseOne = inputArtifact(p1.outDir, 'phase-one');
+  const tp = await stageContext(root, transplantStage, {}, { model: phaseOne, data: split });
+  await transplantStage.run(tp);
+  transplant = inputArtifact(tp.outDir, 'transplant');
+});
+afterAll(() => rm(root, { recursive: true, force: true }));
+
+describe('phaseTwoStage', () => {
+  it('trains only the head: every base weight stays bit-identical to the transplant', async () => {
+    const before = await weightsOf(transplant.path);
+    const { result, metrics, weights } = await run(quick);
+    for (const name of BASE) expect(weights[name]).toEqual(before[name]);
+    expect(weights.headKernel).not.toEqual(before.headKernel);
+    expect(weights.headBias).not.toEqual(before.headBias);
+
+    expect(metrics.steps).toBe(10);
+    expect(metrics.curve.map((p) => [p.epoch, p.batch, p.step])).toEqual([[1, 5, 5], [2, 5, 10]]);
+    expect(metrics.classLabels).toEqual([0, 1, 2, 3]);
+    expect(metrics.heldOut).toEqual([3]);
+    expect(metrics.newClassAccuracy).toBe(metrics.perClassTestAccuracy['3']);
+    // The held-out class is learnt by the head alone.
+    expect(metrics.newClassAccuracy).toBeGreaterThan(0.5);
+    expect(metrics.valAccuracy).toBeGreaterThan(metrics.valAccuracyBefore);
+    expect(result.metrics).toMatchObject({
+      testAccuracy: metrics.testAccuracy,
+      valAccuracy: metrics.valAccuracy,
+      newClassAccuracy: metrics.newClassAccuracy,
+      steps: 10,
+      curve: metrics.curve,
+    });
+    expect(result.producer).toMatchObject({ backend: 'wasm' });
+  });
+
+  it('is deterministic for a seed', async () => {
+    const a = await run({ ...quick, epochs: 1 });
+    const b = await run({ ...quick, epochs: 1 });
+    const c = await run({ ...quick, epochs: 1, seed: 5 });
+    expect(a.weights.headKernel).toEqual(b.weights.headKernel);
+    expect(a.weights.headKernel).not.toEqual(c.weights.headKernel);
+  });
+
+  it('trains every layer with trainBase', async () => {
+    const before = await weightsOf(transplant.path);
+    const { weights } = await run({ ...quick, epochs: 1, trainBase: true });
+    for (const name of BASE) expect(weights[name]).not.toEqual(before[name]);
+  });
+
+  it('rejects a model without a head for every phase-two class', async () => {
+    await expect(run(quick, phaseOne)).rejects.toMatchObject({
+      code: 'HEAD_WIDTH_MISMATCH',
+      message: expect.stringContaining('put the transplant stage between phase-one and phase-two'),
+    });
+    const noData = await stageContext(root, phaseTwoStage, quick, { model: transplant });
+    await expect(phaseTwoStage.run(noData)).rejects.toMatchObject({ code: 'INPUT_MISSING' });
+    expect(phaseTwoStage.params.parse({})).toMatchObject({ epochs: 8, batchesPerEpoch: 550, batchSize: 100, trainBase: false, seed: 0 });
+  });
+});
