@@ -1,7 +1,7 @@
 import { BatchMatMul, Conv2DBackpropFilter, backend_util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { GraftError } from '@graft/core';
-import { WASM, copyRows, heapF32, markAsGraftKernel, stockKernel, view } from './wasm-backend.ts';
+import { WASM, copyRows, heapF32, heapOffsetF32, markAsGraftKernel, stockKernel, view, wholeHeapF32 } from './wasm-backend.ts';
 import type { WasmKernelFunc } from './wasm-backend.ts';
 
 /*
@@ -21,10 +21,15 @@ function fail(message: string): never {
   throw new GraftError('WASM_CONV2D_BACKPROP_FILTER', `Conv2DBackpropFilter (wasm): ${message}`);
 }
 
-/** Writes Pᵀ for batch entries [b0, b0 + nb) into `pt` ([KH·KW·Ci, nb·OH·OW], row-major). */
+/**
+ * Writes Pᵀ for batch entries [b0, b0 + nb) at float offset `pt` of `heap` ([KH·KW·Ci, nb·OH·OW],
+ * row-major), reading x at float offset `x`. Both live in the wasm heap, so a contiguous run
+ * (stride 1, one channel: the usual first conv layer) is a copyWithin, a memmove.
+ */
 function fillPatchesT(
-  pt: Float32Array,
-  x: Float32Array,
+  heap: Float32Array,
+  pt: number,
+  x: number,
   info: backend_util.Conv2DInfo,
   b0: number,
   nb: number,
@@ -42,21 +47,26 @@ function fillPatchesT(
       const iw0 = kw - padLeft;
       const owLo = Math.max(0, Math.ceil(-iw0 / sw));
       const owHi = Math.min(OW, Math.floor((W - 1 - iw0) / sw) + 1);
+      const run = owHi - owLo;
       for (let ci = 0; ci < C; ci++) {
-        const rowBase = ((kh * KW + kw) * C + ci) * cols;
+        const rowBase = pt + ((kh * KW + kw) * C + ci) * cols;
         for (let b = 0; b < nb; b++) {
-          const xBatch = (b0 + b) * H * xRow;
+          const xBatch = x + (b0 + b) * H * xRow;
           for (let oh = 0; oh < OH; oh++) {
             const dst = rowBase + (b * OH + oh) * OW;
             const ih = oh * sh + kh - padTop;
-            if (ih < 0 || ih >= H || owHi <= owLo) {
-              pt.fill(0, dst, dst + OW);
+            if (ih < 0 || ih >= H || run <= 0) {
+              heap.fill(0, dst, dst + OW);
               continue;
             }
-            if (owLo > 0) pt.fill(0, dst, dst + owLo);
-            let src = xBatch + ih * xRow + (owLo * sw + iw0) * C + ci;
-            for (let ow = owLo; ow < owHi; ow++, src += xStep) pt[dst + ow] = x[src]!;
-            if (owHi < OW) pt.fill(0, dst + owHi, dst + OW);
+            if (owLo > 0) heap.fill(0, dst, dst + owLo);
+            const src = xBatch + ih * xRow + (owLo * sw + iw0) * C + ci;
+            if (xStep === 1) {
+              heap.copyWithin(dst + owLo, src, src + run);
+            } else {
+              for (let j = 0, s = src; j < run; j++, s += xStep) heap[dst + owLo + j] = heap[s]!;
+            }
+            if (owHi < OW) heap.fill(0, dst + owHi, dst + OW);
           }
         }
       }
@@ -109,7 +119,7 @@ const conv2DBackpropFilter: WasmKernelFunc = ({ inputs, backend, attrs }) => {
     // dy's rows for these batch entries; the whole of dy when it fits in one chunk.
     const dyPart: TensorInfo =
       nb === B ? view(dy, [cols, Co]) : copyRows(backend, dy, positions * Co, b0, nb, [cols, Co]);
-    fillPatchesT(heapF32(backend, pt), heapF32(backend, x), info, b0, nb);
+    fillPatchesT(wholeHeapF32(backend, pt), heapOffsetF32(backend, pt), heapOffsetF32(backend, x), info, b0, nb);
     const part = matMul({ inputs: { a: pt, b: dyPart }, backend, attrs: { transposeA: false, transposeB: false } });
     backend.disposeData(pt.dataId);
     if (dyPart.dataId !== dy.dataId) backend.disposeData(dyPart.dataId);

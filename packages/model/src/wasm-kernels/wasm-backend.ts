@@ -56,6 +56,16 @@ export function heapF32(backend: BackendWasm, info: TensorInfo): Float32Array {
   return backend.typedArrayFromHeap(info) as Float32Array;
 }
 
+/** The whole wasm heap as floats, found through any tensor (same caveat as heapF32). */
+export function wholeHeapF32(backend: BackendWasm, anyTensor: TensorInfo): Float32Array {
+  return new Float32Array(heapF32(backend, anyTensor).buffer);
+}
+
+/** Where a float32 tensor starts in wholeHeapF32 (malloc aligns to 8 bytes, so this is whole). */
+export function heapOffsetF32(backend: BackendWasm, info: TensorInfo): number {
+  return heapF32(backend, info).byteOffset / 4;
+}
+
 /** Copies rows [from, from + count) of a tensor seen as [rows, rowSize] into a new tensor. */
 export function copyRows(
   backend: BackendWasm,
