@@ -3,6 +3,7 @@ import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-co
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig, fusedMatMulConfig } from './batch-mat-mul.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
+import { castConfig, identityConfig, sumConfig } from './copy-free-kernels.ts';
 import { maxPoolGradConfig } from './max-pool-grad.ts';
 import { WASM, isGraftKernel } from './wasm-backend.ts';
 
@@ -12,6 +13,9 @@ const KERNELS: Record<string, () => KernelConfig> = {
   _FusedMatMul: fusedMatMulConfig,
   Conv2DBackpropFilter: conv2DBackpropFilterConfig,
   MaxPoolGrad: maxPoolGradConfig,
+  Identity: identityConfig,
+  Cast: castConfig,
+  Sum: sumConfig,
 };
 
 /**
@@ -20,7 +24,9 @@ const KERNELS: Record<string, () => KernelConfig> = {
  * - Conv2DBackpropFilter, missing from the backend (conv layers could not train);
  * - BatchMatMul and _FusedMatMul, whose transposed and batched cases otherwise take a
  *   scalar loop ~15x slower than the XNNPACK path (every dense backward pass);
- * - MaxPoolGrad, whose stock version re-searches every window once per input pixel.
+ * - MaxPoolGrad, whose stock version re-searches every window once per input pixel;
+ * - Identity, same-dtype Cast and leading-axes Sum, which copy or transpose whole
+ *   buffers where sharing or a row sum will do.
  *
  * Safe to call any number of times, before or after `tf.setBackend('wasm')`; kernels are
  * global to the tfjs engine, so this affects every wasm computation in the process.

@@ -228,6 +228,52 @@ describe('MaxPoolGrad on wasm matches cpu', () => {
   });
 });
 
+describe('Identity, Cast and Sum on wasm', () => {
+  it('clones share the buffer yet survive the original', () => {
+    const x = input([3, 4], 41);
+    const before = wasmDataIds();
+    const y = tf.clone(x);
+    const z = tf.cast(y, 'float32');
+    expect(wasmDataIds()).toBe(before); // no new buffer
+    const expected = Array.from(x.dataSync());
+    x.dispose();
+    y.dispose();
+    expect(Array.from(z.dataSync())).toEqual(expected);
+    z.dispose();
+    expect(wasmDataIds()).toBe(before - 1); // the last reference frees it
+  });
+
+  it('casts to another dtype like cpu', async () => {
+    await expectSameOnBothBackends(() => tf.cast(tf.cast(tf.mul(input([5, 7], 42), 10), 'int32'), 'float32'));
+  });
+
+  const sums: [string, number[], number | number[] | undefined, boolean][] = [
+    ['leading axes (conv bias gradient)', [4, 5, 6, 3], [0, 1, 2], false],
+    ['leading axes, keepDims', [4, 5, 6, 3], [1, 0], true],
+    ['axis 0 of a matrix (dense bias gradient)', [30, 7], 0, false],
+    ['negative axes', [3, 4, 5], [-3, -2], false],
+    ['all axes', [3, 4, 5], undefined, false],
+    ['inner axis (stock kernel)', [3, 4, 5], 2, true],
+    ['middle axis (stock kernel)', [3, 4, 5], 1, false],
+  ];
+  for (const [name, shape, axis, keepDims] of sums) {
+    it(`sums over ${name} like cpu`, async () => {
+      await expectSameOnBothBackends(() => tf.sum(input(shape, 43), axis, keepDims));
+    });
+  }
+
+  it('leaks no tensors or wasm buffers', () => {
+    for (const f of [
+      () => tf.clone(input([20, 30], 44)),
+      () => tf.cast(input([20, 30], 44), 'float32'),
+      () => tf.sum(input([6, 20, 30], 44), [0, 1]),
+    ]) {
+      const before = memoryAfter(f, 2);
+      expect(memoryAfter(f, 5)).toEqual(before);
+    }
+  });
+});
+
 describe('BatchMatMul on wasm matches cpu', () => {
   const combos: [boolean, boolean][] = [
     [false, false],
