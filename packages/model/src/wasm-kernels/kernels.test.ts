@@ -351,3 +351,44 @@ describe('BatchMatMul on wasm matches cpu', () => {
     }
   });
 });
+
+describe("the project's network (DESIGN.md §1) on wasm", () => {
+  it('gets the same gradients for every variable as on cpu', async () => {
+    const batch = 3;
+    const x = values(batch * 28 * 28, 51).map((v) => (v + 1) / 2);
+    const shapes: number[][] = [[5, 5, 1, 30], [30], [4320, 500], [500], [500, 9], [9]];
+    const init = shapes.map((shape, i) => values(tf.util.sizeFromShape(shape), 60 + i).map((v) => v * 0.1));
+    const gradients = (): tf.Tensor[] => {
+      const xt = tf.tensor4d(x, [batch, 28, 28, 1]);
+      const labels = tf.oneHot(tf.tensor1d([1, 4, 8], 'int32'), 9);
+      const loss = (...vars: tf.Tensor[]) => {
+        const [w1, b1, w3, b3, w4, b4] = vars as [tf.Tensor4D, tf.Tensor, tf.Tensor2D, tf.Tensor, tf.Tensor2D, tf.Tensor];
+        const conv = tf.relu(tf.add(tf.conv2d(xt, w1, 1, 'valid'), b1)) as tf.Tensor4D;
+        const pool = tf.reshape(tf.maxPool(conv, 2, 2, 'same'), [batch, 4320]);
+        const fc = tf.relu(tf.add(tf.matMul(pool as tf.Tensor2D, w3), b3)) as tf.Tensor2D;
+        const logits = tf.add(tf.matMul(fc, w4), b4);
+        const l2 = tf.addN([w1, w3, w4].map((w) => tf.div(tf.sum(tf.square(w)), 2)));
+        return tf.add(tf.losses.softmaxCrossEntropy(labels, logits), tf.mul(0.001 / 3, l2)) as tf.Scalar;
+      };
+      return tf.grads(loss)(init.map((v, i) => tf.tensor(v, shapes[i])));
+    };
+    const all = () => tf.concat(gradients().map((g) => tf.reshape(g, [-1])));
+    const [cpu, wasm] = [await runOn('cpu', all), await runOn('wasm', all)];
+    // Each variable against its own scale: the bias gradients are far smaller than the kernels'.
+    let offset = 0;
+    for (const shape of shapes) {
+      const size = tf.util.sizeFromShape(shape);
+      const ref = cpu.data.subarray(offset, offset + size);
+      const got = wasm.data.subarray(offset, offset + size);
+      let scale = 1e-3;
+      let worst = 0;
+      for (let i = 0; i < size; i++) {
+        scale = Math.max(scale, Math.abs(ref[i]!));
+        worst = Math.max(worst, Math.abs(got[i]! - ref[i]!));
+      }
+      expect(worst, `gradient of the [${shape}] variable`).toBeLessThanOrEqual(TOLERANCE * scale);
+      expect(ref.some((v) => v !== 0)).toBe(true);
+      offset += size;
+    }
+  });
+});
