@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { GraftError, Rng, defineStage, isGraftError } from '@graft/core';
-import { MODEL_DIR, perClassByLabel } from '@graft/phase-one';
+import { METRICS_FILE, MODEL_DIR, perClassByLabel } from '@graft/phase-one';
 import { readSplit, readSplitData } from '@graft/split';
 import type { SplitInfo } from '@graft/split';
 
@@ -15,7 +15,7 @@ export const transplantParams = z.strictObject({
 });
 export type TransplantParams = z.output<typeof transplantParams>;
 
-export const TRANSPLANT_FILE = 'transplant.json';
+export const TRANSPLANT_FILE = METRICS_FILE;
 
 /** One copied head column: phase-one output unit -> phase-two output unit, and the original label both stand for. */
 export interface CopiedColumn {
