@@ -13,7 +13,11 @@ describe('initBackend', () => {
   it("'auto' falls back to wasm, says why, and is idempotent", async () => {
     const logged: object[] = [];
     const logger = { info: (o: object) => logged.push(o), warn() {} };
+    const handlers = () => process.listeners('uncaughtException').length + process.listeners('unhandledRejection').length;
+    const before = handlers();
     const info = await initBackend('auto', logger);
+    // The wasm glue's rethrowing process handlers are removed again.
+    expect(handlers()).toBe(before);
     expect(info.backend).toBe('wasm');
     expect(info.reason).toMatch(/tensorflow: @tensorflow\/tfjs-node is not installed/);
     expect(info.tfjsVersion).toBe(tf.version_core);

@@ -34,7 +34,16 @@ const loaders: Record<Exclude<BackendRequest, 'auto'>, Loader> = {
   },
   async wasm() {
     await import('@tensorflow/tfjs-backend-wasm');
+    // The emscripten glue installs process-wide handlers that rethrow every uncaught
+    // error from inside its minified source, so Node prints a 10 kB line of wasm glue
+    // instead of the real stack. Node's default handling is the same minus the noise.
+    const events = ['uncaughtException', 'unhandledRejection'];
+    const listeners = (event: string) => process.listeners(event as 'uncaughtException') as Array<(...args: unknown[]) => void>;
+    const before = events.map((event) => new Set(listeners(event)));
     await setBackend('wasm');
+    events.forEach((event, i) => {
+      for (const listener of listeners(event)) if (!before[i]!.has(listener)) process.removeListener(event, listener);
+    });
     // Without these kernels the wasm backend cannot train a conv layer at all.
     const { registerWasmTrainingKernels } = await import('./wasm-kernels/index.ts');
     registerWasmTrainingKernels();

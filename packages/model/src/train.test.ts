@@ -98,18 +98,19 @@ describe('trainLoop', () => {
     expect(a.weights.fc1Kernel).not.toEqual(c.weights.fc1Kernel);
   });
 
-  it('resumes from the last epoch checkpoint and ends bit-identical to an uninterrupted run', async () => {
+  it.each(['all', 'head'] as const)('resumes (%s) from the last epoch checkpoint and ends bit-identical to an uninterrupted run', async (trainable) => {
     const fingerprint = 'test-run';
     // 5 steps per epoch: Adam's running beta2^t differs from pow(beta2, t) in float32 at
     // t = 5, so this also checks that the optimizer's beta powers are restored exactly.
     const plan = shuffledPlan(train.length, 10, 5);
     const uninterrupted = buildNetwork(tiny, new Rng(4));
-    const full = await trainLoop(options(uninterrupted, { plan, rng: new Rng(4), checkpoint: { dir: join(dir, 'a'), resume: true, fingerprint } }));
+    const full = await trainLoop(options(uninterrupted, { trainable, plan, rng: new Rng(4), checkpoint: { dir: join(dir, 'a'), resume: true, fingerprint } }));
 
     const crashed = buildNetwork(tiny, new Rng(4));
     await expect(
       trainLoop(
         options(crashed, {
+          trainable,
           plan,
           rng: new Rng(4),
           checkpoint: { dir: join(dir, 'b'), resume: true, fingerprint },
@@ -123,7 +124,7 @@ describe('trainLoop', () => {
 
     // A fresh process would rebuild the model from the seed; the checkpoint overrides it.
     const resumedModel = buildNetwork(tiny, new Rng(4));
-    const resumed = await trainLoop(options(resumedModel, { plan, rng: new Rng(4), checkpoint: { dir: join(dir, 'b'), resume: true, fingerprint } }));
+    const resumed = await trainLoop(options(resumedModel, { trainable, plan, rng: new Rng(4), checkpoint: { dir: join(dir, 'b'), resume: true, fingerprint } }));
     expect(resumed.resumedAfterEpoch).toBe(1);
     expect(resumed.steps).toBe(full.steps);
     expect(resumed.curve).toEqual(full.curve);
