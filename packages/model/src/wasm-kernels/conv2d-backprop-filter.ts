@@ -110,6 +110,8 @@ const conv2DBackpropFilter: WasmKernelFunc = ({ inputs, backend, attrs }) => {
     return out;
   }
 
+  // The registered BatchMatMul (graft's once registered): for this untransposed 2-D
+  // product both it and the stock kernel go straight to XNNPACK.
   const matMul = stockKernel(BatchMatMul).kernelFunc as unknown as WasmKernelFunc;
   const chunk = Math.max(1, Math.min(B, Math.floor(patchLimit.floats / (taps * positions))));
   for (let b0 = 0; b0 < B; b0 += chunk) {
@@ -119,10 +121,14 @@ const conv2DBackpropFilter: WasmKernelFunc = ({ inputs, backend, attrs }) => {
     // dy's rows for these batch entries; the whole of dy when it fits in one chunk.
     const dyPart: TensorInfo =
       nb === B ? view(dy, [cols, Co]) : copyRows(backend, dy, positions * Co, b0, nb, [cols, Co]);
-    fillPatchesT(wholeHeapF32(backend, pt), heapOffsetF32(backend, pt), heapOffsetF32(backend, x), info, b0, nb);
-    const part = matMul({ inputs: { a: pt, b: dyPart }, backend, attrs: { transposeA: false, transposeB: false } });
-    backend.disposeData(pt.dataId);
-    if (dyPart.dataId !== dy.dataId) backend.disposeData(dyPart.dataId);
+    let part: TensorInfo;
+    try {
+      fillPatchesT(wholeHeapF32(backend, pt), heapOffsetF32(backend, pt), heapOffsetF32(backend, x), info, b0, nb);
+      part = matMul({ inputs: { a: pt, b: dyPart }, backend, attrs: { transposeA: false, transposeB: false } });
+    } finally {
+      backend.disposeData(pt.dataId);
+      if (dyPart.dataId !== dy.dataId) backend.disposeData(dyPart.dataId);
+    }
     const dst = heapF32(backend, out);
     const src = heapF32(backend, part);
     if (b0 === 0) dst.set(src);
