@@ -47,17 +47,21 @@ const createNodes = [
       const targetFor = (target) => ({
         executor: 'nx:run-commands',
         cache: false,
-        options: { command: command(target, configFile), cwd: '{workspaceRoot}' },
+        options: { command: command(target, configFile), cwd: '{workspaceRoot}', forwardAllArgs: true },
         configurations: Object.fromEntries(variants.map((v) => [v.name, { command: command(target, v.file) }])),
       });
 
+      // Arguments after `--` (--set, --seed, --artifacts, --backend) reach the upstream
+      // targets too, so every process of one `nx run` resolves the same config.
+      /** @param {string} target */
+      const forwardTo = (target) => ({ target, params: 'forward' });
       /** @type {Record<string, any>} */
       const targets = {};
       for (const [name, entry] of Object.entries(entries)) {
         const upstream = [...new Set(Object.values((entry && entry.inputs) || {}))].filter((up) => typeof up === 'string' && up in entries);
-        targets[name] = { ...targetFor(name), dependsOn: upstream, metadata: { description: `graft run ${name} (stage ${entry && entry.stage})` } };
+        targets[name] = { ...targetFor(name), dependsOn: upstream.map(forwardTo), metadata: { description: `graft run ${name} (stage ${entry && entry.stage})` } };
       }
-      targets.all = { ...targetFor('all'), dependsOn: Object.keys(entries), metadata: { description: 'graft run all: every entry of the pipeline' } };
+      targets.all = { ...targetFor('all'), dependsOn: Object.keys(entries).map(forwardTo), metadata: { description: 'graft run all: every entry of the pipeline' } };
       return /** @type {const} */ ([configFile, { projects: { [projectRoot]: { name: 'pipeline', targets } } }]);
     }),
 ];

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeIdx, readIdxFile } from '@graft/data';
+import { writeIdxSlice } from '@graft/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/graft.js');
@@ -34,22 +34,12 @@ function lastJson(stdout: string): any {
   return JSON.parse(lines[lines.length - 1]!);
 }
 
-async function writeMnistSlice(dir: string, trainCount: number, testCount: number): Promise<void> {
-  for (const [prefix, count] of [['train', trainCount], ['t10k', testCount]] as const) {
-    const images = await readIdxFile(join(MNIST, `${prefix}-images-idx3-ubyte`));
-    const labels = await readIdxFile(join(MNIST, `${prefix}-labels-idx1-ubyte`));
-    await writeFile(join(dir, `${prefix}-images-idx3-ubyte`), encodeIdx([count, 28, 28], images.data.subarray(0, count * 784)));
-    await writeFile(join(dir, `${prefix}-labels-idx1-ubyte`), encodeIdx([count], labels.data.subarray(0, count)));
-  }
-}
-
 let work: string;
 const store = () => join(work, 'store');
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'graft-cli-'));
-  await import('node:fs/promises').then((fs) => fs.mkdir(join(work, 'idx')));
-  await writeMnistSlice(join(work, 'idx'), 600, 200);
+  await writeIdxSlice(MNIST, join(work, 'idx'), 600, 200);
   const config = {
     name: 'tiny',
     backend: 'wasm',

@@ -4,11 +4,11 @@ import { registerArtifactCommands } from './commands/artifacts.ts';
 import { registerCompareCommands } from './commands/compare.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerSchemaCommand } from './commands/schema.ts';
-import type { GlobalOptions } from './options.ts';
+import { lastValue, type GlobalOptions } from './options.ts';
 
 function addGlobalOptions<T>(argv: Argv<T>): Argv<T & GlobalOptions> {
   return argv
-    .option('artifacts', { type: 'string', describe: 'Artifact store directory (default: $GRAFT_ARTIFACTS or ./artifacts)' })
+    .option('artifacts', { type: 'string', coerce: lastValue<string>, describe: 'Artifact store directory (default: $GRAFT_ARTIFACTS or ./artifacts)' })
     .option('verbose', { type: 'boolean', default: false, describe: 'Debug logs and error stacks' });
 }
 

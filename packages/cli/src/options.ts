@@ -11,3 +11,8 @@ export interface GlobalOptions {
 export function resolveConfigPath(path: string | undefined): string {
   return resolve(path ?? DEFAULT_CONFIG);
 }
+
+/** A repeated single-valued flag takes its last value: Nx appends forwarded args after a target's own. */
+export function lastValue<T>(value: T | T[]): T {
+  return Array.isArray(value) ? (value[value.length - 1] as T) : value;
+}

@@ -26,3 +26,4 @@ export type { ImageTable } from './table.ts';
 export { contiguousBatches, epochPermutation } from './batches.ts';
 export { SPLIT_NAMES, countLabels } from './splits.ts';
 export type { SplitName } from './splits.ts';
+export { writeIdxSlice } from './idx-slice.ts';

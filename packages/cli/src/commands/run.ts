@@ -4,7 +4,7 @@ import { UsageError } from '@graft/core';
 import { defaultRegistry, newRunId, readConfigFile, resolveConfig, runDir, runPipeline, summariseMetrics, type RunRecord } from '@graft/pipeline';
 import type { Argv } from 'yargs';
 import { createLogger, createProgressFactory } from '../logging.ts';
-import { resolveConfigPath, type GlobalOptions } from '../options.ts';
+import { DEFAULT_CONFIG, lastValue, resolveConfigPath, type GlobalOptions } from '../options.ts';
 
 /** `graft run <target>`: build (or reuse) the target entry and everything it needs. */
 export function registerRunCommand(cli: Argv<GlobalOptions>): void {
@@ -14,7 +14,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
     (y) =>
       y
         .positional('target', { type: 'string', demandOption: true, describe: 'An entry of the config (ingest, split, phase-one, transplant, phase-two, ...) or "all"' })
-        .option('config', { alias: 'c', type: 'string', describe: 'Pipeline config file', default: 'pipelines/mnist-transfer.json' })
+        .option('config', { alias: 'c', type: 'string', coerce: lastValue<string>, describe: 'Pipeline config file', default: DEFAULT_CONFIG })
         .option('set', { type: 'string', array: true, default: [] as string[], describe: 'Override a param: entry.param=value (JSON values: 2, true, [3,9]); repeatable' })
         .option('seed', { type: 'number', describe: 'Seed for every entry that has one' })
         .option('seeds', { type: 'string', describe: 'Comma-separated seeds: one run per seed, e.g. 1,2,3' })
