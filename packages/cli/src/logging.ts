@@ -36,7 +36,7 @@ function barProgress(entry: string): ProgressReporter {
     start(label, total) {
       bar?.stop();
       bar = new cliProgress.SingleBar(
-        { format: `${entry} ${label} [{bar}] {value}/{total} | ETA {eta_formatted} | {fields}`, stream: process.stderr, hideCursor: true, etaBuffer: 50 },
+        { format: `${label === entry ? entry : `${entry} ${label}`} [{bar}] {value}/{total} | ETA {eta_formatted} | {fields}`, stream: process.stderr, hideCursor: true, etaBuffer: 50 },
         cliProgress.Presets.shades_classic,
       );
       bar.start(total, 0, { fields: '' });
@@ -69,7 +69,8 @@ function logProgress(entry: string, logger: Logger): ProgressReporter {
       nextReport = current + Math.max(1, Math.ceil(total / 10));
       const elapsed = (performance.now() - started) / 1000;
       const etaSeconds = current > 0 ? Math.round((elapsed / current) * (total - current)) : undefined;
-      logger.info({ entry, progress: { label, current, total, etaSeconds, ...fields } }, `${entry} ${label}: ${current}/${total}${etaSeconds === undefined ? '' : `, ETA ${etaSeconds} s`}`);
+      const what = label === entry ? entry : `${entry} ${label}`;
+      logger.info({ entry, progress: { label, current, total, etaSeconds, ...fields } }, `${what}: ${current}/${total}${etaSeconds === undefined ? '' : `, ETA ${etaSeconds} s`}`);
     },
     stop() {
       total = 0;
