@@ -14,7 +14,10 @@ export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
         (a) => a.option('format', { choices: ['table', 'json'] as const, default: 'table' as const }).option('json', { type: 'boolean', default: false }),
         async (argv) => {
           const runs = await listRuns(resolveStoreRoot(argv.artifacts));
-          process.stdout.write(formatRunList(runs, argv.json ? 'json' : argv.format) + '\n');
+          const format = argv.json ? 'json' : argv.format;
+          // The table lists unreadable runs itself; JSON output keeps stdout parseable.
+          if (format === 'json') for (const w of runs.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
+          process.stdout.write(formatRunList(runs, format) + '\n');
         },
       )
       .demandCommand(1, 'Name a runs subcommand: ls.'),

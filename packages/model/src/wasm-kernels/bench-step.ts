@@ -63,9 +63,14 @@ async function measure(label: string, net: Net, optimizer: tf.Optimizer, x: tf.T
   };
   for (let i = 0; i < warmup; i++) step();
   const times: number[] = [];
+  // CPU time too: on a shared machine wall time includes waiting for a core.
+  const cpuTimes: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     step();
+    const c = process.cpuUsage(c0);
+    cpuTimes.push((c.user + c.system) / 1000);
     times.push(performance.now() - t0);
   }
   const profile = await tf.profile(step);
@@ -79,7 +84,8 @@ async function measure(label: string, net: Net, optimizer: tf.Optimizer, x: tf.T
   const rows = [...byKernel].sort((a, b) => b[1].ms - a[1].ms);
   const total = rows.reduce((s, [, e]) => s + e.ms, 0);
   console.log(`\n${label}: median ${median(times).toFixed(1)} ms/step over ${steps} steps ` +
-    `(min ${Math.min(...times).toFixed(1)}, max ${Math.max(...times).toFixed(1)}); ` +
+    `(min ${Math.min(...times).toFixed(1)}, max ${Math.max(...times).toFixed(1)}; ` +
+    `CPU time median ${median(cpuTimes).toFixed(1)}); ` +
     `profiled step: ${total.toFixed(1)} ms in ${profile.kernels.length} kernels`);
   for (const [name, e] of rows.slice(0, 12)) {
     console.log(`  ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(7)} ms  ${String(e.calls).padStart(3)} calls`);
