@@ -1,9 +1,18 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { ProgressReporter } from '@graft/core';
 import pino, { type Logger, type StreamEntry } from 'pino';
 import pretty from 'pino-pretty';
+
+/** stderr that first clears the current line, so a log record never lands on the tail of a progress bar. */
+const lineClearingStderr = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    process.stderr.write('\r\x1b[2K');
+    process.stderr.write(chunk, done);
+  },
+});
 
 /**
  * Logs go to stderr (human-readable on a TTY, NDJSON otherwise) so stdout stays free for
@@ -14,7 +23,17 @@ export function createLogger(options: { logFile?: string; level?: string } = {})
   const streams: StreamEntry[] = [
     {
       level: level as pino.Level,
-      stream: process.stderr.isTTY ? pretty({ destination: 2, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }) : pino.destination({ fd: 2, sync: true }),
+      stream: process.stderr.isTTY
+        ? pretty({
+            // One line per record; entry/stage/key are already in every message. The log
+            // file keeps every field.
+            destination: lineClearingStderr,
+            colorize: true,
+            singleLine: true,
+            ignore: 'pid,hostname,entry,stage,key,runId',
+            translateTime: 'HH:MM:ss',
+          })
+        : pino.destination({ fd: 2, sync: true }),
     },
   ];
   if (options.logFile) {
