@@ -29,13 +29,14 @@ export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
       y
         .positional('runs', { type: 'string', array: true, demandOption: true, describe: 'Run ids, unique prefixes, latest, latest~N' })
         .option('format', { choices: ['table', 'markdown', 'json'] as const, default: 'table' as const })
+        .option('all', { type: 'boolean', default: false, describe: 'Also list metrics that are equal in every run and come from shared artifacts' })
         .option('plot', { type: 'string', describe: 'Also draw validation-accuracy curves to this .svg or .png file' })
         .example('$0 compare latest latest~1 --plot curves.png', 'What changed between the last two runs'),
     async (argv) => {
       const refs = argv.runs as string[];
       if (refs.length < 1) throw new UsageError('BAD_ARGUMENTS', 'Name at least one run (e.g. graft compare latest latest~1).');
       const runs = await resolveRunRefs(resolveStoreRoot(argv.artifacts), refs);
-      process.stdout.write(formatComparison(compareRuns(runs), argv.format) + '\n');
+      process.stdout.write(formatComparison(compareRuns(runs), argv.format, { all: argv.all }) + '\n');
       if (argv.plot) {
         await plotCurves(runs, argv.plot);
         process.stderr.write(`curves written to ${argv.plot}\n`);

@@ -180,6 +180,10 @@ describe('metric formatting', () => {
     expect(row('phase-two', 'msPerStep')).toMatch(/40\.25 ms\s+40\.25 ms$/);
     expect(row('phase-two', 'durationMs')).toMatch(/2 min 56 s\s+44\.0 s \(-2 min 12 s\)$/);
     expect(row('phase-two', 'steps')).toMatch(/4400\s+1100 \(-3300\)$/);
-    expect(row('split', 'rows.train')).toMatch(/49555\s+49555$/);
+    // Equal metrics of shared artifacts are hidden unless asked for, like dvc metrics diff --all.
+    expect(row('split', 'rows.train')).toBeUndefined();
+    expect(lines.join('\n')).toMatch(/unchanged metrics of shared artifacts hidden/);
+    const all = formatComparison(c, 'table', { all: true }).split('\n');
+    expect(all.find((l) => /^ {2}split\s+rows\.train\s/.test(l))).toMatch(/49555\s+49555$/);
   });
 });

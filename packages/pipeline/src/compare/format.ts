@@ -22,12 +22,17 @@ interface Section {
  * Renders a comparison: `table` for terminals (aligned, no colors), `markdown` for
  * GitHub (PR comments, reports), `json` for scripts (raw numbers, null for missing).
  */
-export function formatComparison(c: Comparison, format: ComparisonFormat): string {
+/**
+ * `all: false` (the default, like `dvc metrics diff`) leaves out metrics that are equal in
+ * every run and belong to an artifact all runs share: they cannot differ, and ingest's
+ * label counts would bury the rows that matter.
+ */
+export function formatComparison(c: Comparison, format: ComparisonFormat, options: { all?: boolean } = {}): string {
   if (format === 'json') return JSON.stringify(c, null, 2);
   if (format !== 'table' && format !== 'markdown') {
     throw new UsageError('BAD_FORMAT', `Unknown comparison format "${String(format)}"; use table, markdown or json.`);
   }
-  const sections = buildSections(c);
+  const sections = buildSections(c, options.all ?? false);
   if (format === 'markdown') {
     return sections
       .map((s) => [`### ${s.title}`, s.note, s.table ? renderMarkdown(s.table) : `_${s.empty ?? ''}_`].filter((x) => x !== undefined).join('\n\n'))
@@ -38,7 +43,11 @@ export function formatComparison(c: Comparison, format: ComparisonFormat): strin
     .join('\n\n');
 }
 
-function buildSections(c: Comparison): Section[] {
+function buildSections(c: Comparison, all: boolean): Section[] {
+  const sharedEntries = new Set(c.entries.filter((e) => e.artifact === 'shared').map((e) => e.entry));
+  const unchanged = (m: Comparison['metrics'][number]) => sharedEntries.has(m.entry) && m.values.every((v) => v === m.values[0]);
+  const shown = all || c.runs.length < 2 ? c.metrics : c.metrics.filter((m) => !unchanged(m));
+  const hidden = c.metrics.length - shown.length;
   const ids = c.runs.map((r) => r.runId);
   const right = (n: number): Align[] => Array.from({ length: n }, () => 'right');
   const sections: Section[] = [];
@@ -79,13 +88,13 @@ function buildSections(c: Comparison): Section[] {
 
   sections.push({
     title: 'Metrics',
-    ...(c.runs.length > 1 ? { note: `deltas vs ${ids[0]}` } : {}),
-    ...(c.metrics.length
+    ...(c.runs.length > 1 ? { note: `deltas vs ${ids[0]}${hidden > 0 ? `; ${hidden} unchanged metrics of shared artifacts hidden (--all shows them)` : ''}` } : {}),
+    ...(shown.length
       ? {
           table: {
             headers: ['ENTRY', 'METRIC', ...ids],
             align: ['left', 'left', ...right(ids.length)],
-            rows: c.metrics.map((m) => [
+            rows: shown.map((m) => [
               m.entry,
               m.metric,
               ...m.values.map((v, i) => {

@@ -77,6 +77,15 @@ describe('resolveRunRefs', () => {
     expect((await resolveRunRefs(store, ['latest~0']))[0]!.runId).toBe(NEW.runId);
   });
 
+  it('latest~N skips runs served entirely from the cache (e.g. Nx upstream targets)', async () => {
+    await writeAll();
+    const allHits = fixtureRun({ runId: '20250309-000000-aaaaaa', createdAt: '2025-03-09T00:00:00Z' });
+    for (const stage of Object.values(allHits.stages)) stage.cached = true;
+    await writeRun(store, allHits);
+    const runs = await resolveRunRefs(store, ['latest', 'latest~1', allHits.runId]);
+    expect(runs.map((r) => r.runId)).toEqual([NEW.runId, MID.runId, allHits.runId]);
+  });
+
   it('prefers an exact id over a longer id it prefixes', async () => {
     await writeRun(store, fixtureRun({ runId: 'run-1', createdAt: '2025-03-01T10:00:00Z' }));
     await writeRun(store, fixtureRun({ runId: 'run-10', createdAt: '2025-03-01T11:00:00Z' }));

@@ -100,10 +100,19 @@ function newestFirst(a: RunRecord, b: RunRecord): number {
 
 const LATEST = /^latest(?:~(\d+))?$/;
 
+function didSomething(run: RunRecord): boolean {
+  return run.status !== 'succeeded' || Object.values(run.stages).some((stage) => !stage.cached);
+}
+
 /**
  * Turns what a user types into runs, in the order given: a full run id, a unique
- * prefix, `latest` (the newest run, whatever its status) or `latest~N` (N runs before it,
- * like git's HEAD~N). Unknown or ambiguous refs are a UsageError listing candidates.
+ * prefix, `latest` (the newest run that did something) or `latest~N` (N such runs before
+ * it, like git's HEAD~N). Unknown or ambiguous refs are a UsageError listing candidates.
+ *
+ * "Did something" = built at least one artifact, or failed. Runs served entirely from the
+ * cache are skipped by latest~N: `nx run pipeline:phase-two` runs one `graft run` per
+ * upstream target, and those all-hit runs would otherwise push the previous experiment
+ * out of `latest~1`. Explicit ids and prefixes still reach them.
  */
 export async function resolveRunRefs(storeRoot: string, refs: string[]): Promise<RunRecord[]> {
   const runs = await listRuns(storeRoot);
@@ -119,9 +128,14 @@ function resolveRef(storeRoot: string, runs: RunList, ref: string): RunRecord {
   const latest = LATEST.exec(ref);
   if (latest) {
     const back = Number(latest[1] ?? 0);
-    const run = runs[back];
+    const active = runs.filter(didSomething);
+    const candidates = active.length > 0 ? active : runs;
+    const run = candidates[back];
     if (!run) {
-      throw new UsageError('RUN_NOT_FOUND', `"${ref}" goes back ${back} run${back === 1 ? '' : 's'}, but ${where} holds only ${runs.length}; the oldest is latest~${runs.length - 1}.`);
+      throw new UsageError(
+        'RUN_NOT_FOUND',
+        `"${ref}" goes back ${back} run${back === 1 ? '' : 's'}, but ${where} holds only ${candidates.length} that built something; the oldest is latest~${candidates.length - 1}. Name older runs by id (graft runs ls).`,
+      );
     }
     return run;
   }
