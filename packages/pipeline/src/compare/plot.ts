@@ -67,6 +67,9 @@ export function curvesSpec(data: CurveDatum[]): TopLevelSpec {
           axis: { format: '.1%', tickCount: 6 },
         },
         color: { field: 'run', type: 'nominal', sort: runs, title: 'run', legend: { orient: 'bottom', direction: 'vertical', labelLimit: 400 } },
+        // Runs that share an artifact (or the same seed) draw identical curves; dashes keep
+        // every run visible where lines overlap.
+        strokeDash: { field: 'run', type: 'nominal', sort: runs, title: 'run', legend: { orient: 'bottom', direction: 'vertical', labelLimit: 400 } },
       },
     },
     config: {
