@@ -47,7 +47,7 @@ const createNodes = [
       const targetFor = (target) => ({
         executor: 'nx:run-commands',
         cache: false,
-        options: { command: command(target, configFile), cwd: '{workspaceRoot}', forwardAllArgs: true },
+        options: { command: command(target, configFile), cwd: '{workspaceRoot}', forwardAllArgs: true, tty: true },
         configurations: Object.fromEntries(variants.map((v) => [v.name, { command: command(target, v.file) }])),
       });
 
