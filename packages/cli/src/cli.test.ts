@@ -112,6 +112,20 @@ describe('graft CLI', () => {
     expect(await readFile(join(work, 'curves.svg'), 'utf8')).toContain('<svg');
   });
 
+  it('--seeds runs one run per seed, and compare aggregates them as mean ± std', async () => {
+    const result = await graft(['run', 'phase-one', '--config', 'tiny.json', '--artifacts', store(), '--seeds', '3,4', '--json'], work);
+    expect(result.code, result.stderr).toBe(0);
+    const { runs } = lastJson(result.stdout);
+    expect(runs).toHaveLength(2);
+    expect(runs[0].stages.split.key).toBe(runs[1].stages.split.key);
+    expect(runs[0].stages['phase-one'].key).not.toBe(runs[1].stages['phase-one'].key);
+    const compare = await graft(['compare', runs[0].runId, runs[1].runId, '--artifacts', store(), '--format', 'json'], work);
+    expect(compare.code, compare.stderr).toBe(0);
+    const group = JSON.parse(compare.stdout).seedGroups[0];
+    expect(group.seeds).toEqual([3, 4]);
+    expect(group.metrics.find((m: any) => m.entry === 'phase-one' && m.metric === 'testAccuracy').n).toBe(2);
+  });
+
   it('verifies artifacts, names a corrupt file, and rebuilds it on the next run', async () => {
     const ok = await graft(['artifacts', 'verify', '--artifacts', store()], work);
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
