@@ -3,9 +3,14 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from './__fixtures__/helpers.ts';
-import { CorruptArtifactError, isSafeRelativePath, readManifest } from './manifest.ts';
+import { CorruptArtifactError, isSafeRelativePath, manifestDigest, readManifest } from './manifest.ts';
 
-const valid = {
+/** A manifest as the store writes it: digest over everything else. */
+function sealed<T extends object>(manifest: T): T & { digest: string } {
+  return { ...manifest, digest: manifestDigest(manifest) };
+}
+
+const unsealed = {
   key: 'a'.repeat(64),
   stage: 'ingest',
   stageVersion: '1',
@@ -17,6 +22,7 @@ const valid = {
   producer: { graft: '0.1.0', node: 'v20.0.0' },
   metrics: { rows: 55000 },
 };
+const valid = sealed(unsealed);
 
 let dir: string;
 let counter = 0;
@@ -45,7 +51,15 @@ async function problemsOf(bytes: string | Uint8Array): Promise<string[]> {
 
 describe('readManifest', () => {
   it('reads a valid manifest and keeps fields it does not know', async () => {
-    expect(await readBytes(JSON.stringify({ ...valid, future: 1 }))).toEqual({ ...valid, future: 1 });
+    const withFuture = sealed({ ...unsealed, future: 1 });
+    expect(await readBytes(JSON.stringify(withFuture))).toEqual(withFuture);
+  });
+
+  it('catches an edit that leaves valid JSON (a changed metric), and a missing digest', async () => {
+    const edited = JSON.stringify(valid).replace('55000', '55001');
+    expect((await problemsOf(edited)).join('\n')).toMatch(/digest mismatch/);
+    const { digest: _digest, ...noDigest } = valid;
+    expect((await problemsOf(JSON.stringify(noDigest))).join('\n')).toMatch(/digest/);
   });
 
   it('names the artifact and the problem for a missing manifest', async () => {
@@ -82,7 +96,7 @@ describe('readManifest', () => {
 
   it('rejects duplicate paths and a manifest listing itself', async () => {
     const file = valid.files[0]!;
-    const problems = await problemsOf(JSON.stringify({ ...valid, files: [file, file, { ...file, path: 'manifest.json' }] }));
+    const problems = await problemsOf(JSON.stringify(sealed({ ...unsealed, files: [file, file, { ...file, path: 'manifest.json' }] })));
     expect(problems.join('\n')).toMatch(/duplicate path train\.arrow/);
     expect(problems.join('\n')).toMatch(/cannot list itself/);
   });

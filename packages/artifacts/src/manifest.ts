@@ -2,7 +2,15 @@ import { lstat, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GraftError, type ArtifactManifest } from '@graft/core';
 import { z } from 'zod';
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonical-json.ts';
 import { errnoCode, hashFile, storeIoError } from './fs-util.ts';
+
+/** sha256 of the canonical JSON of a manifest without its `digest` field. */
+export function manifestDigest(manifest: object): string {
+  const { digest: _ignored, ...rest } = manifest as { digest?: unknown };
+  return createHash('sha256').update(canonicalJson(rest), 'utf8').digest('hex');
+}
 
 export const MANIFEST_FILE = 'manifest.json';
 
@@ -50,6 +58,7 @@ const manifestSchema = z
     durationMs: z.number().min(0),
     producer: z.object({ graft: z.string(), node: z.string() }).catchall(z.string()),
     metrics: z.record(z.string(), z.unknown()),
+    digest: z.string().regex(/^[0-9a-f]{64}$/, 'must be the manifest digest (64 lowercase hex digits); this manifest was not written by this graft or was edited'),
   })
   .superRefine((manifest, ctx) => {
     const seen = new Set<string>();
@@ -133,6 +142,9 @@ export async function readManifest(file: string): Promise<ArtifactManifest> {
     }
     const result = manifestSchema.safeParse(json);
     if (!result.success) throw corrupt(result.error.issues.map(formatIssue));
+    if (manifestDigest(result.data) !== result.data.digest) {
+      throw corrupt([`${MANIFEST_FILE}: digest mismatch: its content (params, metrics, file list) changed after it was published`]);
+    }
     return result.data as ArtifactManifest;
   } catch (error) {
     // Belt and braces: a RangeError from absurdly deep JSON is still just bad bytes.

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open as openFile, readdir, rename } from 'node:fs/promises';
+import { mkdir, open as openFile, readdir, rename, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GraftError, type ArtifactManifest, type InputArtifact, type Producer } from '@graft/core';
 import { errnoCode, exists, fsyncDir, hashFile, newestMtime, removeTree, storeIoError, treeBytes, walkTree } from './fs-util.ts';
 import { KeyLock, breakLock, isLive, readLock, type LockHolder } from './lock.ts';
 import {
   CorruptArtifactError,
+  manifestDigest,
   KEY_PATTERN,
   MANIFEST_FILE,
   RESERVED_NAMES,
@@ -278,7 +279,7 @@ export class ArtifactStore {
     }
     const files = [];
     for (const path of tree.files) files.push({ path, ...(await hashFile(join(outDir, ...path.split('/')), { fsync: true })) });
-    const draft: ArtifactManifest = {
+    const draft: Omit<ArtifactManifest, 'digest'> = {
       key,
       stage,
       stageVersion: info.stageVersion,
@@ -291,13 +292,16 @@ export class ArtifactStore {
       metrics: info.metrics,
     };
     let text: string;
+    let manifest: ArtifactManifest;
     try {
-      text = `${JSON.stringify(draft, null, 2)}\n`;
+      // Round trip first: the digest must cover what a later open() reads back
+      // (undefined fields dropped, NaN as null).
+      const readBack = JSON.parse(JSON.stringify(draft)) as Omit<ArtifactManifest, 'digest'>;
+      manifest = { ...readBack, digest: manifestDigest(readBack) };
+      text = `${JSON.stringify(manifest, null, 2)}\n`;
     } catch (error) {
       throw new GraftError('ARTIFACT_BAD_MANIFEST', `Cannot write the manifest of ${this.label(stage, key)}: params and metrics must be JSON (${(error as Error).message}).`, { cause: error });
     }
-    // What we return is what a later open() reads back (undefined fields dropped, NaN as null).
-    const manifest = JSON.parse(text) as ArtifactManifest;
     const problems = checkManifestShape(manifest);
     if (problems.length > 0) {
       throw new GraftError('ARTIFACT_BAD_MANIFEST', `Refusing to publish ${this.label(stage, key)} with an invalid manifest: ${problems.join('; ')}.`);
@@ -346,6 +350,8 @@ export class ArtifactStore {
     this.pending.delete(pending.outDir);
     try {
       await removeTree(pending.outDir);
+      // Keep checkpoints, but not an empty checkpoint dir begin() made for nothing.
+      await rmdir(pending.checkpointDir).catch(() => undefined);
     } catch (error) {
       await entry?.lock.release().catch(() => undefined);
       throw storeIoError(error, pending.outDir, `clean up the unfinished ${this.label(pending.stage, pending.key)}`);

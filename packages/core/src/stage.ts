@@ -32,6 +32,11 @@ export interface ArtifactManifest {
   durationMs: number;
   producer: Producer;
   metrics: Record<string, unknown>;
+  /**
+   * sha256 of the canonical JSON of every other manifest field: the files' hashes protect
+   * the files, this protects the manifest itself (metrics, params) from silent edits.
+   */
+  digest: string;
 }
 
 /** An input artifact as a stage sees it: already verified by the runner. */

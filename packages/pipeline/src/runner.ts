@@ -210,8 +210,10 @@ async function buildEntry(
   } catch (error) {
     progress.stop();
     await store.abort(pending).catch((abortError) => log.warn({ err: abortError }, 'could not clean up the unfinished artifact'));
-    if (isGraftError(error)) throw error;
-    throw new GraftError('STAGE_FAILED', `Entry "${entryName}" (stage ${stage.name}) failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    // Name the entry: in `run all` either training phase could be the one that failed.
+    const message = `Entry "${entryName}" (stage ${stage.name}) failed: ${error instanceof Error ? error.message : String(error)}`;
+    if (isGraftError(error)) throw new GraftError(error.code, message, { cause: error, exitCode: error.exitCode });
+    throw new GraftError('STAGE_FAILED', message, { cause: error });
   }
 }
 

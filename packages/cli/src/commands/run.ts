@@ -1,7 +1,7 @@
 import { relative } from 'node:path';
 import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
 import { UsageError } from '@graft/core';
-import { defaultRegistry, newRunId, readConfigFile, resolveConfig, runDir, runPipeline, summariseMetrics, type RunRecord } from '@graft/pipeline';
+import { defaultRegistry, entriesFor, newRunId, readConfigFile, resolveConfig, runDir, runPipeline, summariseMetrics, type RunRecord } from '@graft/pipeline';
 import type { Argv } from 'yargs';
 import { createLogger, createProgressFactory } from '../logging.ts';
 import { DEFAULT_CONFIG, lastValue, resolveConfigPath, type GlobalOptions } from '../options.ts';
@@ -39,6 +39,8 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
           ...(argv.backend === undefined ? {} : { backend: argv.backend }),
         }),
       );
+      // An unknown target is a usage error before anything (run dir, log file) is created.
+      for (const config of configs) entriesFor(config, argv.target);
       const store = new ArtifactStore(resolveStoreRoot(argv.artifacts), {
         // Wait as long as the other builder is alive (its heartbeat stays fresh): phase one
         // alone takes longer than any fixed bound. Dead or stale holders are broken at once.
