@@ -23,7 +23,11 @@ export interface RunRecord {
   runId: string;
   createdAt: string;
   finishedAt?: string;
-  status: 'running' | 'succeeded' | 'failed';
+  /** 'interrupted' is never written: listRuns reports a 'running' run whose process is gone that way. */
+  status: 'running' | 'succeeded' | 'failed' | 'interrupted';
+  /** The graft process and host, so a run killed mid-way can be told from one still going. */
+  pid?: number;
+  hostname?: string;
   error?: { code: string; message: string; stage?: string };
   /** The `graft run <target>` target: an entry name or 'all'. */
   target: string;

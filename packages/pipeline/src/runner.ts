@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ArtifactStore, CorruptArtifactError, computeKey } from '@graft/artifacts';
 import { GraftError, isGraftError, type InputArtifact, type ProgressReporter, type StageDefinition } from '@graft/core';
@@ -71,6 +72,8 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
     runId: options.runId,
     createdAt: new Date().toISOString(),
     status: 'running',
+    pid: process.pid,
+    hostname: hostname(),
     target,
     configPath: options.configPath,
     configName: config.name,

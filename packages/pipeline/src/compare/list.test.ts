@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '@graft/core';
@@ -66,6 +67,17 @@ describe('listRuns', () => {
     expect(runs.warnings[1]!.message).toMatch(/not a run record.*runId/);
     expect(runs.warnings[2]!.message).toMatch(/does not exist/);
     expect(runs.warnings[0]!.path).toBe(join(store, 'runs', 'x-truncated', 'run.json'));
+  });
+});
+
+describe('interrupted runs', () => {
+  it('reports a running run whose process is gone as interrupted, and a live one as running', async () => {
+    const dead = { ...fixtureRun({ runId: 'dead', createdAt: '2025-03-01T10:00:00Z' }), status: 'running' as const, pid: 2 ** 22 + 12345, hostname: hostname() };
+    const live = { ...fixtureRun({ runId: 'live', createdAt: '2025-03-01T11:00:00Z' }), status: 'running' as const, pid: process.pid, hostname: hostname() };
+    await writeRun(store, dead);
+    await writeRun(store, live);
+    const runs = await listRuns(store);
+    expect(Object.fromEntries(runs.map((r) => [r.runId, r.status]))).toEqual({ dead: 'interrupted', live: 'running' });
   });
 });
 

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraftError, UsageError, describeSystemError } from '@graft/core';
@@ -28,7 +29,7 @@ const stageSchema = z.looseObject({
 const recordSchema = z.looseObject({
   runId: z.string().min(1),
   createdAt: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a date'),
-  status: z.enum(['running', 'succeeded', 'failed']),
+  status: z.enum(['running', 'succeeded', 'failed', 'interrupted']),
   target: z.string(),
   configName: z.string(),
   backend: z.looseObject({ requested: z.string(), used: z.string().optional() }),
@@ -79,12 +80,23 @@ export async function listRuns(storeRoot: string): Promise<RunList> {
         warn(`skipped run ${name}: ${path} is not a run record (${problems.join('; ')})`);
         return;
       }
-      runs.push(parsed.data as unknown as RunRecord);
+      runs.push(markInterrupted(parsed.data as unknown as RunRecord));
     }),
   );
   runs.sort(newestFirst);
   warnings.sort((a, b) => (a.runId < b.runId ? -1 : 1));
   return withWarnings(runs, warnings);
+}
+
+/** A 'running' record whose process on this host is gone was killed (kill -9, power loss). */
+function markInterrupted(run: RunRecord): RunRecord {
+  if (run.status !== 'running' || run.pid === undefined || run.hostname !== hostname()) return run;
+  try {
+    process.kill(run.pid, 0);
+    return run;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH' ? { ...run, status: 'interrupted' } : run;
+  }
 }
 
 /** Non-enumerable, so the list still deep-equals, prints and spreads as a plain array. */
