@@ -1,0 +1,8 @@
+// Importing this module loads tfjs (through @graft/model): the CLI imports it lazily.
+export { CHILD_PROGRESS, benchBackend, runBench } from './bench.ts';
+export type { BenchResult, StepTiming } from './bench.ts';
+export { formatBenchTable } from './format.ts';
+export { BENCH_BACKENDS, parseBackendList, resolveBenchOptions } from './options.ts';
+export type { BenchOptions, ResolvedBenchOptions } from './options.ts';
+export { median, percentile, summarise } from './stats.ts';
+export type { Timing } from './stats.ts';
