@@ -1,6 +1,7 @@
 import { isGraftError, UsageError } from '@graft/core';
 import yargs, { type Argv } from 'yargs';
 import { registerArtifactCommands } from './commands/artifacts.ts';
+import { registerBenchCommand } from './commands/bench.ts';
 import { registerCompareCommands } from './commands/compare.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerSchemaCommand } from './commands/schema.ts';
@@ -37,6 +38,7 @@ export async function main(args: string[]): Promise<number> {
   registerArtifactCommands(cli);
   registerCompareCommands(cli);
   registerSchemaCommand(cli);
+  registerBenchCommand(cli);
   try {
     await cli.parseAsync();
   } catch (error) {
