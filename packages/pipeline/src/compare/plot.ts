@@ -2,9 +2,9 @@ import { readFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, basename } from 'node:path';
 import { GraftError, UsageError, describeSystemError } from '@graft/core';
-import { initWasm, Resvg } from '@resvg/resvg-wasm';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+// vega, vega-lite and resvg load on first use (~0.5 s): every graft command imports this
+// package, and only `compare --plot` needs them.
+import type { TopLevelSpec } from 'vega-lite';
 import type { RunRecord } from '../run-record.ts';
 
 /** One point of one curve, as fed to vega-lite. */
@@ -83,6 +83,7 @@ export function curvesSpec(data: CurveDatum[]): TopLevelSpec {
 }
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
@@ -97,6 +98,7 @@ let resvgReady: Promise<Uint8Array[]> | undefined;
 /** resvg-wasm may be initialised once per process; the fonts are read once too. */
 function initResvg(): Promise<Uint8Array[]> {
   resvgReady ??= (async () => {
+    const { initWasm } = await import('@resvg/resvg-wasm');
     await initWasm(await readFile(require.resolve('@resvg/resvg-wasm/index_bg.wasm')));
     // Bundled fonts, not system ones: the PNG looks the same on every machine, and
     // machines without fonts (containers, CI) still get text.
@@ -112,6 +114,7 @@ function initResvg(): Promise<Uint8Array[]> {
 /** Rasterises an SVG at 2× for sharp text on high-density screens and in PRs. */
 export async function svgToPng(svg: string): Promise<Uint8Array> {
   const fontBuffers = await initResvg();
+  const { Resvg } = await import('@resvg/resvg-wasm');
   const resvg = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: 2 },
     background: 'white',
