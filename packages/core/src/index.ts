@@ -4,6 +4,7 @@ export { defineStage } from './stage.ts';
 export type {
   ArtifactFile,
   ArtifactManifest,
+  CurvePoint,
   InputArtifact,
   Producer,
   ProgressReporter,

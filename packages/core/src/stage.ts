@@ -112,3 +112,22 @@ export interface StageDefinition<Schema extends z.ZodType = z.ZodType> {
 export function defineStage<Schema extends z.ZodType>(definition: StageDefinition<Schema>): StageDefinition<Schema> {
   return definition;
 }
+
+/**
+ * One point of a training stage's learning curve (`metrics.curve`), recorded every
+ * `evalEvery` batches as the seed notebook printed it; `graft compare --plot` draws it.
+ */
+export interface CurvePoint {
+  /** 1-based epoch. */
+  epoch: number;
+  /** 1-based batch within the epoch. */
+  batch: number;
+  /** 1-based global training step. */
+  step: number;
+  /** Training loss of that step (with dropout). */
+  loss: number;
+  /** Accuracy on that step's batch after the update, dropout off (the seed's "Train"). */
+  batchAccuracy: number;
+  /** Accuracy on the whole validation set, dropout off. */
+  valAccuracy: number;
+}

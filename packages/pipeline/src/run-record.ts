@@ -43,15 +43,5 @@ export interface RunRecord {
   stages: Record<string, StageRunRecord>;
 }
 
-/**
- * Metric names the training stages report (phase-one, phase-two; transplant reports the
- * accuracies only). `curve` holds one point every `evalEvery` batches.
- */
-export interface CurvePoint {
-  epoch: number;
-  batch: number;
-  step: number;
-  loss: number;
-  batchAccuracy: number;
-  valAccuracy: number;
-}
+/** The training stages' learning curve (`metrics.curve`), drawn by `graft compare --plot`. */
+export type { CurvePoint } from '@graft/core';
