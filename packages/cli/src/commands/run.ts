@@ -1,6 +1,7 @@
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { relative } from 'node:path';
 import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
-import { UsageError } from '@graft/core';
+import { GraftError, UsageError, describeSystemError } from '@graft/core';
 import { defaultRegistry, entriesFor, newRunId, readConfigFile, resolveConfig, runDir, runPipeline, summariseMetrics, type RunRecord } from '@graft/pipeline';
 import type { Argv } from 'yargs';
 import { createLogger, createProgressFactory } from '../logging.ts';
@@ -48,6 +49,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
         onLockWait: ({ stage, key, holder }) =>
           process.stderr.write(`graft: ${stage} ${key.slice(0, 12)} is being built by another process${holder ? ` (pid ${holder.pid})` : ''}; waiting for it\n`),
       });
+      assertWritable(store.root);
       const records: RunRecord[] = [];
       for (const config of configs) {
         const runId = newRunId();
@@ -74,6 +76,18 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
       }
     },
   );
+}
+
+/** Fail before any work when the store cannot take the run log and artifacts (read-only mount, permissions). */
+function assertWritable(root: string): void {
+  try {
+    mkdirSync(root, { recursive: true });
+    accessSync(root, constants.W_OK);
+  } catch (error) {
+    const reason = describeSystemError(error, root);
+    const hint = reason.includes('--artifacts') ? '' : ' Pass a writable directory with --artifacts DIR (or GRAFT_ARTIFACTS).';
+    throw new GraftError('STORE_NOT_WRITABLE', `Cannot use the artifact store: ${reason}.${hint}`, { cause: error });
+  }
 }
 
 function parseSeeds(text: string): number[] {
