@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GraftError, Rng, isGraftError } from '@graft/core';
 import type { ProgressReporter, RngState } from '@graft/core';
+import { createAdam } from './adam.ts';
+import type { TrainingOptimizer } from './adam.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import type { CheckpointTensor } from './checkpoint.ts';
 import { accuracyOf, accuracyOn } from './evaluate.ts';
@@ -10,6 +12,8 @@ import type { Batch, LabelledImages } from './forward.ts';
 import type { ModelLogger } from './logger.ts';
 import { VARIABLE_ORDER, assignValues, networkVariables, specFromModel } from './network.ts';
 import type { NetworkSpec, NetworkVariables } from './network.ts';
+
+type VariableName = keyof NetworkVariables;
 
 /** One row of the learning curve, recorded every `evalEvery` batches as the seed printed it. */
 export interface CurvePoint {
@@ -99,10 +103,13 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
   const { model, train, validation, plan, learningRate, l2, keepProb, evalEvery, logger, progress } = options;
   const spec = specFromModel(model);
   const vars = networkVariables(model);
-  const varList = options.trainable === 'head' ? [vars.headKernel, vars.headBias] : VARIABLE_ORDER.map((n) => vars[n]);
+  const trained: readonly VariableName[] = options.trainable === 'head' ? ['headKernel', 'headBias'] : VARIABLE_ORDER;
   const regularised = options.regularise.map((n) => vars[n]);
   let rng = options.rng;
-  let optimizer: tf.Optimizer = tf.train.adam(learningRate, 0.9, 0.999, 1e-8);
+  const optimizer = createAdam(
+    trained.map((n) => vars[n]),
+    { learningRate, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
+  );
 
   const state: LoopState = { epoch: 0, steps: 0, curve: [], trainMs: 0, elapsedMs: 0, rng: rng.getState(), backend: tf.getBackend() };
   let resumedAfterEpoch: number | null = null;
@@ -110,16 +117,14 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
 
   try {
     if (options.checkpoint?.resume && checkpointPath) {
-      const restored = await restore(checkpointPath, options.checkpoint.fingerprint, vars, learningRate, logger);
+      const restored = await restore(checkpointPath, options.checkpoint.fingerprint, vars, trained, optimizer, logger);
       if (restored) {
-        optimizer.dispose();
-        optimizer = restored.optimizer;
-        Object.assign(state, restored.state);
-        rng = Rng.fromState(restored.state.rng);
+        Object.assign(state, restored);
+        rng = Rng.fromState(restored.rng);
         resumedAfterEpoch = state.epoch;
-        if (restored.state.backend !== tf.getBackend()) {
+        if (restored.backend !== tf.getBackend()) {
           logger?.warn(
-            { checkpointBackend: restored.state.backend, backend: tf.getBackend() },
+            { checkpointBackend: restored.backend, backend: tf.getBackend() },
             'resuming a checkpoint written on another backend: results will not be bit-identical to an uninterrupted run',
           );
         }
@@ -146,13 +151,9 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
             if (options.trainable === 'head') {
               // Outside minimize(): no tape, so no backward pass through the frozen base.
               const feats = features(vars, xT, spec, masks);
-              return optimizer.minimize(() => trainingLoss(headLogits(vars, feats), yT, regularised, l2), true, varList)!;
+              return optimizer.minimize(() => trainingLoss(headLogits(vars, feats), yT, regularised, l2));
             }
-            return optimizer.minimize(
-              () => trainingLoss(headLogits(vars, features(vars, xT, spec, masks)), yT, regularised, l2),
-              true,
-              varList,
-            )!;
+            return optimizer.minimize(() => trainingLoss(headLogits(vars, features(vars, xT, spec, masks)), yT, regularised, l2));
           });
           lossValue = lossT.dataSync()[0]!;
           lossT.dispose();
@@ -193,7 +194,7 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
         await writeCheckpoint(checkpointPath, {
           fingerprint: options.checkpoint!.fingerprint,
           state,
-          tensors: await stateTensors(vars, optimizer),
+          tensors: stateTensors(vars, trained, optimizer),
         });
       }
       await options.onEpochEnd?.(epoch);
@@ -234,55 +235,36 @@ function round(x: number, digits: number): number {
 }
 
 // ---------------------------------------------------------------------------------
-// Checkpoint state: weights, Adam moments and step count, Adam's running beta powers.
+// Checkpoint state: weights, and Adam's moments, step count and running beta powers
+// (the same layout whichever implementation wrote it, so a checkpoint resumes on another
+// backend, if not bit-identically).
 
-/**
- * tf.train.adam keeps beta1^t and beta2^t as running products, but setWeights()
- * recomputes them with pow(), which differs in the last float32 bits; a resumed run
- * would drift from an uninterrupted one. We save and restore the products themselves.
- */
-interface AdamInternals {
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
-}
-
-function adamInternals(optimizer: tf.Optimizer): AdamInternals | null {
-  const o = optimizer as unknown as Partial<AdamInternals>;
-  return o.accBeta1 instanceof tf.Variable && o.accBeta2 instanceof tf.Variable ? (o as AdamInternals) : null;
-}
-
-async function stateTensors(vars: NetworkVariables, optimizer: tf.Optimizer): Promise<CheckpointTensor[]> {
+function stateTensors(vars: NetworkVariables, trained: readonly VariableName[], optimizer: TrainingOptimizer): CheckpointTensor[] {
   const out: CheckpointTensor[] = VARIABLE_ORDER.map((name) => ({
     name: `weights/${name}`,
     dtype: 'float32',
     shape: vars[name].shape,
     data: vars[name].dataSync().slice() as Float32Array,
   }));
-  for (const { name, tensor } of await optimizer.getWeights()) {
-    out.push({
-      name: `adam/${name}`,
-      dtype: tensor.dtype === 'int32' ? 'int32' : 'float32',
-      shape: tensor.shape,
-      data: tensor.dataSync().slice() as Float32Array | Int32Array,
-    });
-    // getWeights() hands out a fresh scalar for the step count; the moments are the live variables.
-    if (!(tensor instanceof tf.Variable)) tensor.dispose();
-  }
-  const internals = adamInternals(optimizer);
-  if (internals) {
-    out.push({ name: 'adamBeta/accBeta1', dtype: 'float32', shape: [], data: internals.accBeta1.dataSync().slice() as Float32Array });
-    out.push({ name: 'adamBeta/accBeta2', dtype: 'float32', shape: [], data: internals.accBeta2.dataSync().slice() as Float32Array });
-  }
+  const adam = optimizer.getState();
+  trained.forEach((name, i) => {
+    out.push({ name: `adam/m/${name}`, dtype: 'float32', shape: vars[name].shape, data: adam.m[i]! });
+    out.push({ name: `adam/v/${name}`, dtype: 'float32', shape: vars[name].shape, data: adam.v[i]! });
+  });
+  out.push({ name: 'adam/betaPowers', dtype: 'float32', shape: [2], data: new Float32Array([adam.accBeta1, adam.accBeta2]) });
+  out.push({ name: 'adam/iterations', dtype: 'int32', shape: [], data: new Int32Array([adam.iterations]) });
   return out;
 }
 
+/** Restores weights and optimizer state from the checkpoint, or changes nothing and returns null. */
 async function restore(
   path: string,
   fingerprint: string,
   vars: NetworkVariables,
-  learningRate: number,
+  trained: readonly VariableName[],
+  optimizer: TrainingOptimizer,
   logger: ModelLogger | undefined,
-): Promise<{ state: LoopState; optimizer: tf.Optimizer } | null> {
+): Promise<LoopState | null> {
   let checkpoint;
   try {
     checkpoint = await readCheckpoint<LoopState>(path);
@@ -297,32 +279,26 @@ async function restore(
     return null;
   }
   const byName = new Map(checkpoint.tensors.map((t) => [t.name, t]));
-  for (const name of VARIABLE_ORDER) {
-    const saved = byName.get(`weights/${name}`);
-    if (!saved || saved.shape.join() !== vars[name].shape.join()) {
-      logger?.warn({ checkpoint: path, weight: name }, 'ignoring a checkpoint whose weights do not fit this model; training from the start');
-      return null;
-    }
+  const fitting = (name: string, size: number): Float32Array | null => {
+    const t = byName.get(name);
+    return t && t.dtype === 'float32' && t.data.length === size ? (t.data as Float32Array) : null;
+  };
+  const weights = VARIABLE_ORDER.map((name) => fitting(`weights/${name}`, vars[name].size));
+  const m = trained.map((name) => fitting(`adam/m/${name}`, vars[name].size));
+  const v = trained.map((name) => fitting(`adam/v/${name}`, vars[name].size));
+  const powers = fitting('adam/betaPowers', 2);
+  const iterations = byName.get('adam/iterations');
+  if (weights.includes(null) || m.includes(null) || v.includes(null) || !powers || iterations?.dtype !== 'int32') {
+    logger?.warn({ checkpoint: path }, 'ignoring a checkpoint whose weights or optimizer state do not fit this model; training from the start');
+    return null;
   }
-  for (const name of VARIABLE_ORDER) assignValues(vars[name], byName.get(`weights/${name}`)!.data as Float32Array);
-
-  const optimizer = tf.train.adam(learningRate, 0.9, 0.999, 1e-8);
-  const adamWeights = checkpoint.tensors
-    .filter((t) => t.name.startsWith('adam/'))
-    .map((t) => ({ name: t.name.slice('adam/'.length), tensor: tf.tensor(t.data, t.shape, t.dtype) }));
-  await optimizer.setWeights(adamWeights);
-  // setWeights turned each tensor into a variable sharing its data; our handles can go.
-  for (const { tensor } of adamWeights) tensor.dispose();
-  const internals = adamInternals(optimizer);
-  const b1 = byName.get('adamBeta/accBeta1');
-  const b2 = byName.get('adamBeta/accBeta2');
-  if (internals && b1 && b2) {
-    tf.tidy(() => {
-      internals.accBeta1.assign(tf.scalar(b1.data[0]!, 'float32'));
-      internals.accBeta2.assign(tf.scalar(b2.data[0]!, 'float32'));
-    });
-  } else {
-    logger?.warn({ checkpoint: path }, "could not restore Adam's beta powers exactly; the resumed run may differ in the last bits");
-  }
-  return { state: checkpoint.state, optimizer };
+  VARIABLE_ORDER.forEach((name, i) => assignValues(vars[name], weights[i]!));
+  optimizer.setState({
+    iterations: iterations.data[0]!,
+    accBeta1: powers[0]!,
+    accBeta2: powers[1]!,
+    m: m as Float32Array[],
+    v: v as Float32Array[],
+  });
+  return checkpoint.state;
 }

@@ -4,11 +4,14 @@
  *
  * "before" is the stock backend plus only the missing Conv2DBackpropFilter (without it the
  * conv layer cannot train at all); "after" adds the BatchMatMul/_FusedMatMul wrappers.
- * Both run in one process on the same variables, one after the other.
+ * Both run in one process on the same variables, one after the other; "after" once with
+ * tf.train.adam and once with graft's fused Adam update.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerKernel } from '@tensorflow/tfjs-core';
+import { createAdam } from '../adam.ts';
+import type { TrainingOptimizer } from '../adam.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { registerWasmTrainingKernels } from './index.ts';
 
@@ -55,9 +58,9 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-async function measure(label: string, net: Net, optimizer: tf.Optimizer, x: tf.Tensor4D, y: tf.Tensor2D): Promise<void> {
+async function measure(label: string, net: Net, optimizer: TrainingOptimizer, x: tf.Tensor4D, y: tf.Tensor2D): Promise<void> {
   const step = () => {
-    const cost = optimizer.minimize(() => loss(net, x, y), true, net.vars)!;
+    const cost = optimizer.minimize(() => loss(net, x, y));
     cost.dataSync();
     cost.dispose();
   };
@@ -100,10 +103,14 @@ console.log(`tfjs ${tf.version.tfjs}, backend ${tf.getBackend()}, batch ${BATCH}
 const x = tf.tensor4d(seeded(BATCH * 28 * 28, 1, 1), [BATCH, 28, 28, 1]);
 const y = tf.oneHot(tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % CLASSES), 'int32'), CLASSES) as tf.Tensor2D;
 const net = buildNet();
-const optimizer = tf.train.adam(1e-4, 0.9, 0.999, 1e-8);
+const adamConfig = { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
+const optimizer = createAdam(net.vars, adamConfig, { fused: false });
 
 registerKernel(conv2DBackpropFilterConfig());
 await measure('before (stock wasm + Conv2DBackpropFilter only)', net, optimizer, x, y);
 registerWasmTrainingKernels();
-await measure('after (all graft wasm kernels)', net, optimizer, x, y);
+await measure('after (all graft wasm kernels, tf.train.adam)', net, optimizer, x, y);
+const fused = createAdam(net.vars, adamConfig, { fused: true });
+await measure('after (all graft wasm kernels, fused Adam)', net, fused, x, y);
+optimizer.dispose();
 console.log(`\ntensors alive: ${tf.memory().numTensors}`);
