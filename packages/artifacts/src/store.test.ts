@@ -84,6 +84,17 @@ describe('ArtifactStore: build and read', () => {
     await store.abort(again);
   });
 
+  it('begin clears temp dirs a dead build of the same key left, and only those', async () => {
+    const key = keyFor('phase-one', { dead: true });
+    const other = keyFor('phase-one', { other: true });
+    const tmp = join(store.root, '.tmp');
+    await mkdir(join(tmp, `phase-one.${key}.999999.deadbeef0000`, 'model'), { recursive: true });
+    await mkdir(join(tmp, `phase-one.${other}.999999.deadbeef0000`), { recursive: true });
+    const pending = await store.begin('phase-one', key);
+    expect((await readdir(tmp)).sort()).toEqual([`phase-one.${other}.999999.deadbeef0000`, pending.outDir.split('/').pop()].sort());
+    await store.abort(pending);
+  });
+
   it('refuses to publish twice or after abort', async () => {
     const key = keyFor('split', {});
     const pending = await store.begin('split', key);

@@ -222,6 +222,12 @@ export class ArtifactStore {
     });
     const pending: PendingArtifact = { stage, key, outDir: join(tmpRoot, outName), checkpointDir: this.checkpointDir(stage, key) };
     try {
+      // We hold this key's lock, so any other temp dir of the same key belongs to a build
+      // that died (kill -9, power loss): clear it now rather than waiting for `gc`.
+      for (const name of await readdirIfPresent(tmpRoot)) {
+        const parsed = parseTempName(name);
+        if (parsed?.kind === 'build' && parsed.stage === stage && parsed.key === key && name !== outName) await removeTree(join(tmpRoot, name));
+      }
       await mkdir(pending.outDir);
       await mkdir(pending.checkpointDir, { recursive: true });
     } catch (error) {
