@@ -80,12 +80,15 @@ export function features(vars: NetworkVariables, x: tf.Tensor4D, spec: NetworkSp
   return tf.tidy(() => {
     const size = x.shape[0];
     const { poolRows, poolCols, flat } = featureGeometry(spec);
-    const conv = tf.relu(tf.add(tf.conv2d(x, vars.convKernel as tf.Tensor4D, 1, 'valid'), vars.convBias));
+    // tf.fused ops add the bias and apply relu inside the conv/matmul kernel when no
+    // gradient is being taken (the frozen base of phase two, evaluation); under a gradient
+    // tape tfjs runs them as the separate ops they replace.
+    const conv = tf.fused.conv2d({ x, filter: vars.convKernel as tf.Tensor4D, strides: 1, pad: 'valid', bias: vars.convBias, activation: 'relu' });
     let h: tf.Tensor = tf.maxPool(conv as tf.Tensor4D, 2, 2, 'same');
     if (masks) h = tf.mul(h, tf.tensor4d(masks.pool, [size, poolRows, poolCols, spec.filters]));
     // NHWC flatten, the same element order as the seed's tf.reshape and Keras' Flatten.
     const flatH = tf.reshape(h, [size, flat]) as tf.Tensor2D;
-    let f = tf.relu(tf.add(tf.matMul(flatH, vars.fc1Kernel as tf.Tensor2D), vars.fc1Bias)) as tf.Tensor2D;
+    let f = tf.fused.matMul({ a: flatH, b: vars.fc1Kernel as tf.Tensor2D, bias: vars.fc1Bias, activation: 'relu' }) as tf.Tensor2D;
     if (masks) f = tf.mul(f, tf.tensor2d(masks.fc1, [size, spec.hidden])) as tf.Tensor2D;
     return f;
   });
