@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@graft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdam } from './adam.ts';
+import { createAdam, sumOfSquares } from './adam.ts';
 import type { AdamConfig } from './adam.ts';
 import { initBackend } from './backend.ts';
 import { buildNetwork, networkVariables, readWeights } from './network.ts';
@@ -75,14 +75,16 @@ beforeAll(async () => {
 
 describe('fused Adam (wasm)', () => {
   it.each([
-    ['the seed learning rate', SEED_CONFIG, true],
-    ['a large learning rate', FAST_CONFIG, true],
-    ['a large learning rate, without SIMD', FAST_CONFIG, false],
-  ])('matches tf.train.adam step by step with %s', (_label, config, simd) => {
+    ['the seed learning rate', SEED_CONFIG, true, undefined],
+    ['a large learning rate', FAST_CONFIG, true, undefined],
+    ['a large learning rate, without SIMD', FAST_CONFIG, false, undefined],
+    ['L2 decay on the kernel', FAST_CONFIG, true, [0.3, 0]],
+    ['L2 decay on the kernel, without SIMD', FAST_CONFIG, false, [0.3, 0]],
+  ])('matches tf.train.adam step by step with %s', (_label, config, simd, decay) => {
     const a = problem();
     const b = problem();
-    const fused = createAdam(a.vars, config, { fused: true, simd });
-    const reference = createAdam(b.vars, config, { fused: false });
+    const fused = createAdam(a.vars, config, { fused: true, simd, ...(decay ? { decay } : {}) });
+    const reference = createAdam(b.vars, config, { fused: false, ...(decay ? { decay } : {}) });
     expect([fused.kind, fused.vectorised, reference.kind]).toEqual(['fused', simd, 'tfjs']);
     const start = read(a.vars);
     let exact = true;
@@ -107,6 +109,36 @@ describe('fused Adam (wasm)', () => {
     reference.dispose();
     a.dispose();
     b.dispose();
+  });
+
+  it('with decay c, trains as if c/2 * Σw² were part of the loss', () => {
+    const a = problem();
+    const b = problem();
+    const c = 0.3;
+    const decayed = createAdam(a.vars, FAST_CONFIG, { decay: [c, 0] });
+    const inLoss = createAdam(b.vars, FAST_CONFIG, { fused: false });
+    const withL2 = () => tf.tidy(() => tf.add(b.loss(), tf.mul(c / 2, tf.sum(tf.square(b.vars[0]!)))) as tf.Scalar);
+    for (let s = 0; s < 6; s++) {
+      step(decayed, a.loss);
+      step(inLoss, withL2);
+    }
+    const [got, want] = [read(a.vars), read(b.vars)];
+    for (let i = 0; i < got.length; i++) expect(maxRelDiff(got[i]!, want[i]!)).toBeLessThanOrEqual(1e-5);
+    // ...and differs from training without it.
+    const plain = problem();
+    const none = createAdam(plain.vars, FAST_CONFIG);
+    for (let s = 0; s < 6; s++) step(none, plain.loss);
+    expect(maxRelDiff(read(plain.vars)[0]!, want[0]!)).toBeGreaterThan(1e-3);
+    [decayed, inLoss, none].forEach((o) => o.dispose());
+    [a, b, plain].forEach((p) => p.dispose());
+  });
+
+  it('sums squares like tfjs, SIMD body and scalar tail alike', () => {
+    const ts = [tf.tensor1d(values(1003, 9)), tf.tensor1d(values(3, 10)), tf.tensor1d([])];
+    const want = tf.tidy(() => tf.addN(ts.map((t) => tf.sum(tf.square(t)))).dataSync()[0]!);
+    expect(sumOfSquares(ts)).toBeCloseTo(want, 3);
+    expect(sumOfSquares([ts[1]!])).toBeCloseTo(values(3, 10).reduce((s, x) => s + x * x, 0), 6);
+    tf.dispose(ts);
   });
 
   it('leaks no tensors and leaves a tensor sharing a variable buffer untouched', () => {

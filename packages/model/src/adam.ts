@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { adamSimd, webAssembly } from './wasm-kernels/adam-simd.ts';
-import type { AdamSimd } from './wasm-kernels/adam-simd.ts';
+import type { AdamSimdKernels } from './wasm-kernels/adam-simd.ts';
 
 export interface AdamConfig {
   learningRate: number;
@@ -45,11 +45,21 @@ export interface TrainingOptimizer {
 export function createAdam(
   varList: readonly tf.Variable[],
   config: AdamConfig,
-  options: { fused?: boolean; simd?: boolean } = {},
+  options: {
+    fused?: boolean;
+    simd?: boolean;
+    /**
+     * Per variable, c in an L2 term c/2 * Σw² left out of the loss: c*w is added to the
+     * gradient here, which saves the tape a square, a sum and their backward passes over
+     * every regularised weight. Default 0 (none).
+     */
+    decay?: readonly number[];
+  } = {},
 ): TrainingOptimizer {
   const wasm = tf.getBackend() === 'wasm';
   if (options.fused && !wasm) throw new RangeError(`the fused Adam update needs the wasm backend, not '${tf.getBackend()}'`);
-  return (options.fused ?? wasm) ? new FusedAdam(varList, config, options.simd ?? true) : new TfjsAdam(varList, config);
+  const decay = varList.map((_, i) => options.decay?.[i] ?? 0);
+  return (options.fused ?? wasm) ? new FusedAdam(varList, config, decay, options.simd ?? true) : new TfjsAdam(varList, config, decay);
 }
 
 const f32 = Math.fround;
@@ -83,12 +93,13 @@ function adamUpdate(
   m: Float32Array,
   v: Float32Array,
   k: AdamScalars,
+  decay: number,
   from: number,
 ): void {
   const { b1, omb1, b2, omb2, c1, c2, eps, nlr } = k;
   const n = w.length;
   for (let i = from; i < n; i++) {
-    const gi = g[i]!;
+    const gi = decay === 0 ? g[i]! : f32(g[i]! + f32(w[i]! * decay));
     const mi = f32(f32(m[i]! * b1) + f32(gi * omb1));
     const vi = f32(f32(v[i]! * b2) + f32(f32(gi * gi) * omb2));
     m[i] = mi;
@@ -99,9 +110,9 @@ function adamUpdate(
 }
 
 /** The SIMD update bound to the backend's memory, built once per memory; null without SIMD. */
-const simdByMemory = new WeakMap<object, AdamSimd | null>();
+const simdByMemory = new WeakMap<object, AdamSimdKernels | null>();
 
-function simdFor(backend: BackendWasm): AdamSimd | null {
+function simdFor(backend: BackendWasm): AdamSimdKernels | null {
   const memory = (backend as unknown as { wasm?: { asm?: { memory?: unknown } } }).wasm?.asm?.memory;
   if (!(memory instanceof webAssembly.Memory)) return null;
   if (!simdByMemory.has(memory)) simdByMemory.set(memory, adamSimd(memory));
@@ -119,10 +130,15 @@ class FusedAdam implements TrainingOptimizer {
   private readonly m: tf.Tensor[];
   private readonly v: tf.Tensor[];
   private readonly backend: BackendWasm;
-  private readonly simd: AdamSimd | null;
+  private readonly simd: AdamSimdKernels | null;
   readonly vectorised: boolean;
 
-  constructor(varList: readonly tf.Variable[], config: AdamConfig, simd: boolean) {
+  constructor(
+    varList: readonly tf.Variable[],
+    config: AdamConfig,
+    private readonly decay: readonly number[],
+    simd: boolean,
+  ) {
     this.vars = [...varList];
     this.backend = tf.backend() as BackendWasm;
     this.simd = simd ? simdFor(this.backend) : null;
@@ -173,9 +189,9 @@ class FusedAdam implements TrainingOptimizer {
       if (this.simd) {
         done = w.length & ~3;
         const { b1, omb1, b2, omb2, c1, c2, eps, nlr } = k;
-        this.simd(out.byteOffset, w.byteOffset, g.byteOffset, m.byteOffset, v.byteOffset, done * 4, b1, omb1, b2, omb2, c1, c2, eps, nlr);
+        this.simd.adam(out.byteOffset, w.byteOffset, g.byteOffset, m.byteOffset, v.byteOffset, done * 4, b1, omb1, b2, omb2, c1, c2, eps, nlr, f32(this.decay[i]!));
       }
-      adamUpdate(out, w, g, m, v, k, done);
+      adamUpdate(out, w, g, m, v, k, f32(this.decay[i]!), done);
       x.assign(next);
       next.dispose();
     });
@@ -225,6 +241,7 @@ class TfjsAdam implements TrainingOptimizer {
   constructor(
     varList: readonly tf.Variable[],
     private readonly config: AdamConfig,
+    private readonly decay: readonly number[],
   ) {
     this.vars = [...varList];
     this.optimizer = this.fresh();
@@ -239,7 +256,19 @@ class TfjsAdam implements TrainingOptimizer {
   }
 
   minimize(loss: () => tf.Scalar): tf.Scalar {
-    return this.optimizer.minimize(loss, true, this.vars)!;
+    if (this.decay.every((c) => c === 0)) return this.optimizer.minimize(loss, true, this.vars)!;
+    const { value, grads } = tf.variableGrads(loss, this.vars);
+    tf.tidy(() => {
+      // The same float32 operations as the fused update: g + (w * c).
+      // In varList order, as minimize() passes them (the moments are kept by position).
+      const decayed = this.vars.flatMap((x, i) => {
+        const g = grads[x.name];
+        return g === undefined ? [] : [{ name: x.name, tensor: this.decay[i] === 0 ? g : tf.add(g, tf.mul(x, this.decay[i]!)) }];
+      });
+      this.optimizer.applyGradients(decayed);
+    });
+    tf.dispose(Object.values(grads));
+    return value;
   }
 
   getState(): AdamState {
@@ -285,6 +314,26 @@ class TfjsAdam implements TrainingOptimizer {
   dispose(): void {
     this.optimizer.dispose();
   }
+}
+
+/**
+ * Σ w² over the given tensors, in double precision on wasm (SIMD where available), else
+ * as a float32 tfjs sum. For the L2 term's value when its gradient goes through `decay`.
+ */
+export function sumOfSquares(tensors: readonly tf.Tensor[]): number {
+  if (tf.getBackend() !== 'wasm') {
+    return tf.tidy(() => tf.addN(tensors.map((t) => tf.sum(tf.square(t)))).dataSync()[0]!);
+  }
+  const backend = tf.backend() as BackendWasm;
+  const simd = simdFor(backend);
+  let total = 0;
+  for (const t of tensors) {
+    const x = backend.typedArrayFromHeap(t) as Float32Array;
+    const done = simd ? x.length & ~3 : 0;
+    if (simd) total += simd.sumSquares(x.byteOffset, done * 4);
+    for (let i = done; i < x.length; i++) total += x[i]! * x[i]!;
+  }
+  return total;
 }
 
 function checkState(state: AdamState, vars: readonly tf.Variable[]): void {

@@ -98,15 +98,20 @@ export function headLogits(vars: Pick<NetworkVariables, 'headKernel' | 'headBias
   return tf.tidy(() => tf.add(tf.matMul(feats, vars.headKernel as tf.Tensor2D), vars.headBias));
 }
 
+/** Mean softmax cross-entropy of integer labels. */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, logits.shape[1]), logits) as tf.Scalar);
+}
+
 /**
  * Mean softmax cross-entropy plus l2 x mean over `regularised` of sum(w^2)/2 (the seed's
  * tf.nn.l2_loss averaged over its kernels). The seed minimised the batch *sum*; with
- * Adam that is the same update as the mean (DESIGN.md §1).
+ * Adam that is the same update as the mean (DESIGN.md §1). trainLoop computes the same
+ * loss with the L2 gradient added by the optimizer instead (see createAdam's decay).
  */
 export function trainingLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, regularised: readonly tf.Tensor[], l2: number): tf.Scalar {
   return tf.tidy(() => {
-    const numClasses = logits.shape[1];
-    const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(labels, numClasses), logits) as tf.Scalar;
+    const ce = crossEntropy(logits, labels);
     if (l2 === 0 || regularised.length === 0) return ce;
     const terms = regularised.map((w) => tf.div(tf.sum(tf.square(w)), 2));
     const reg = tf.mul(tf.mean(tf.stack(terms)), l2);

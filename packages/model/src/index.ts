@@ -17,7 +17,7 @@ export {
   truncatedNormalValues,
 } from './network.ts';
 export type { NetworkSpec, NetworkVariables } from './network.ts';
-export { drawDropoutMasks, features, gatherBatch, headLogits, inputTensor, trainingLoss } from './forward.ts';
+export { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inputTensor, trainingLoss } from './forward.ts';
 export type { Batch, DropoutMasks, LabelledImages } from './forward.ts';
 export { EVAL_BATCH_SIZE, accuracyOf, accuracyOn, classificationReport, evaluate, predictClasses } from './evaluate.ts';
 export type { Evaluation } from './evaluate.ts';

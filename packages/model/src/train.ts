@@ -2,12 +2,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GraftError, Rng, isGraftError } from '@graft/core';
 import type { ProgressReporter, RngState } from '@graft/core';
-import { createAdam } from './adam.ts';
+import { createAdam, sumOfSquares } from './adam.ts';
 import type { TrainingOptimizer } from './adam.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import type { CheckpointTensor } from './checkpoint.ts';
 import { accuracyOf, accuracyOn } from './evaluate.ts';
-import { drawDropoutMasks, features, gatherBatch, headLogits, inputTensor, trainingLoss } from './forward.ts';
+import { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inputTensor } from './forward.ts';
 import type { Batch, LabelledImages } from './forward.ts';
 import type { ModelLogger } from './logger.ts';
 import { VARIABLE_ORDER, assignValues, networkVariables, specFromModel } from './network.ts';
@@ -106,9 +106,13 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
   const trained: readonly VariableName[] = options.trainable === 'head' ? ['headKernel', 'headBias'] : VARIABLE_ORDER;
   const regularised = options.regularise.map((n) => vars[n]);
   let rng = options.rng;
+  // The L2 term stays out of the tape: its gradient, l2/K * w for each of the K regularised
+  // kernels, is added by the optimizer, and its value is computed beside the step.
+  const decay = trained.map((n) => (options.regularise.includes(n) ? l2 / options.regularise.length : 0));
   const optimizer = createAdam(
     trained.map((n) => vars[n]),
     { learningRate, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
+    { decay },
   );
 
   const state: LoopState = { epoch: 0, steps: 0, curve: [], trainMs: 0, elapsedMs: 0, rng: rng.getState(), backend: tf.getBackend() };
@@ -145,17 +149,19 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
         const masks = drawDropoutMasks(rng, size, spec, keepProb);
         const xT = inputTensor(x, size, spec);
         const yT = tf.tensor1d(y, 'int32');
+        // Before the update: the loss of the weights this step starts from.
+        const penalty = regularised.length === 0 ? 0 : (l2 * sumOfSquares(regularised)) / 2 / regularised.length;
         let lossValue: number;
         try {
           const lossT = tf.tidy(() => {
             if (options.trainable === 'head') {
               // Outside minimize(): no tape, so no backward pass through the frozen base.
               const feats = features(vars, xT, spec, masks);
-              return optimizer.minimize(() => trainingLoss(headLogits(vars, feats), yT, regularised, l2));
+              return optimizer.minimize(() => crossEntropy(headLogits(vars, feats), yT));
             }
-            return optimizer.minimize(() => trainingLoss(headLogits(vars, features(vars, xT, spec, masks)), yT, regularised, l2));
+            return optimizer.minimize(() => crossEntropy(headLogits(vars, features(vars, xT, spec, masks)), yT));
           });
-          lossValue = lossT.dataSync()[0]!;
+          lossValue = Math.fround(lossT.dataSync()[0]! + penalty);
           lossT.dispose();
         } finally {
           xT.dispose();

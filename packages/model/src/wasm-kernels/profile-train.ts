@@ -5,9 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@graft/core';
-import { createAdam } from '../adam.ts';
+import { createAdam, sumOfSquares } from '../adam.ts';
 import { initBackend } from '../backend.ts';
-import { drawDropoutMasks, features, gatherBatch, headLogits, inputTensor, trainingLoss } from '../forward.ts';
+import { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inputTensor } from '../forward.ts';
 import { SEED_NETWORK, VARIABLE_ORDER, buildNetwork, networkVariables } from '../network.ts';
 import type { NetworkSpec } from '../network.ts';
 import { syntheticImages } from '../synthetic.ts';
@@ -31,7 +31,8 @@ for (const phase of ['one', 'two'] as const) {
   const vars = networkVariables(model);
   const trained = phase === 'one' ? VARIABLE_ORDER : (['headKernel', 'headBias'] as const);
   const regularised = phase === 'one' ? [vars.convKernel, vars.fc1Kernel, vars.headKernel] : [vars.headKernel];
-  const optimizer = createAdam(trained.map((n) => vars[n]), { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 });
+  const decay = trained.map((n) => (regularised.includes(vars[n]) ? 0.001 / regularised.length : 0));
+  const optimizer = createAdam(trained.map((n) => vars[n]), { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, { decay });
   let b = 0;
   const step = () => {
     const start = (b++ * BATCH) % (data.length - BATCH);
@@ -39,12 +40,13 @@ for (const phase of ['one', 'two'] as const) {
     const masks = drawDropoutMasks(rng, size, spec, 0.7);
     const xT = inputTensor(x, size, spec);
     const yT = tf.tensor1d(y, 'int32');
+    sumOfSquares(regularised);
     const lossT = tf.tidy(() => {
       if (phase === 'two') {
         const feats = features(vars, xT, spec, masks);
-        return optimizer.minimize(() => trainingLoss(headLogits(vars, feats), yT, regularised, 0.001));
+        return optimizer.minimize(() => crossEntropy(headLogits(vars, feats), yT));
       }
-      return optimizer.minimize(() => trainingLoss(headLogits(vars, features(vars, xT, spec, masks)), yT, regularised, 0.001));
+      return optimizer.minimize(() => crossEntropy(headLogits(vars, features(vars, xT, spec, masks)), yT));
     });
     lossT.dataSync();
     tf.dispose([lossT, xT, yT]);
