@@ -113,4 +113,5 @@ await measure('after (all graft wasm kernels, tf.train.adam)', net, optimizer, x
 const fused = createAdam(net.vars, adamConfig, { fused: true });
 await measure('after (all graft wasm kernels, fused Adam)', net, fused, x, y);
 optimizer.dispose();
+fused.dispose();
 console.log(`\ntensors alive: ${tf.memory().numTensors}`);
