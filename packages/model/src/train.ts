@@ -9,27 +9,13 @@ import type { CheckpointTensor } from './checkpoint.ts';
 import { accuracyOf, accuracyOn } from './evaluate.ts';
 import { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inputTensor } from './forward.ts';
 import type { Batch, LabelledImages } from './forward.ts';
+import type { CurvePoint } from '@graft/core';
 import type { ModelLogger } from './logger.ts';
 import { VARIABLE_ORDER, assignValues, networkVariables, specFromModel } from './network.ts';
 import type { NetworkSpec, NetworkVariables } from './network.ts';
 
 type VariableName = keyof NetworkVariables;
 
-/** One row of the learning curve, recorded every `evalEvery` batches as the seed printed it. */
-export interface CurvePoint {
-  /** 1-based, as the seed printed it. */
-  epoch: number;
-  /** 1-based batch within the epoch. */
-  batch: number;
-  /** 1-based global training step. */
-  step: number;
-  /** Training loss of that step (with dropout). */
-  loss: number;
-  /** Accuracy on that step's batch after the update, dropout off (the seed's "Train"). */
-  batchAccuracy: number;
-  /** Accuracy on the whole validation set, dropout off. */
-  valAccuracy: number;
-}
 
 /** How an epoch is cut into batches. `batches` may draw from rng (shuffling). */
 export interface BatchPlan {
