@@ -2,11 +2,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { GraftError, Rng, defineStage } from '@graft/core';
-import type { StageContext } from '@graft/core';
+import type { StageContext, StageResult } from '@graft/core';
 import { readSplit, readSplitData } from '@graft/split';
 import type { SplitInfo } from '@graft/split';
 // Types only: the model package loads tfjs, which the CLI must not pay for on cache hits.
-import type { CurvePoint, Evaluation } from '@graft/model';
+import type { BackendInfo, CurvePoint, Evaluation, TrainResult } from '@graft/model';
 
 export const phaseOneParams = z.strictObject({
   epochs: z.number().int().min(1).default(10).describe('Passes over the training set'),
@@ -56,6 +56,46 @@ export interface PhaseOneMetricsFile {
 
 export function perClassByLabel(evaluation: Evaluation, classLabels: readonly number[]): Record<string, number | null> {
   return Object.fromEntries(classLabels.map((label, i) => [String(label), evaluation.perClassAccuracy[i] ?? null]));
+}
+
+/** Stage-specific leading fields of metrics.json; the shared ones follow. */
+type MetricsHead<File> = Omit<File, Exclude<keyof PhaseOneMetricsFile, 'dataset' | 'classLabels' | 'classMap'>>;
+
+/**
+ * The ending both training stages share: metrics.json (stage fields first, then the
+ * curve, accuracies, confusion and timings), a log record, and the StageResult whose
+ * metrics are the scalar summary plus the curve (`summary` adds stage-specific scalars).
+ */
+export async function writeTrainingMetrics<File extends PhaseOneMetricsFile | Omit<PhaseOneMetricsFile, 'dataset'>>(
+  ctx: Pick<StageContext<unknown>, 'outDir' | 'logger'>,
+  outcome: { stage: string; head: MetricsHead<File>; result: TrainResult; valAccuracy: number; testEval: Evaluation; backend: BackendInfo; summary?: Record<string, unknown> },
+): Promise<StageResult> {
+  const { stage, head, result, valAccuracy, testEval, backend, summary = {} } = outcome;
+  const file = {
+    ...head,
+    curve: result.curve,
+    valAccuracy,
+    testAccuracy: testEval.accuracy,
+    perClassTestAccuracy: perClassByLabel(testEval, (head as { classLabels: number[] }).classLabels),
+    confusion: testEval.confusion,
+    testCount: testEval.count,
+    steps: result.steps,
+    msPerStep: result.msPerStep,
+    durationMs: result.durationMs,
+    resumedAfterEpoch: result.resumedAfterEpoch,
+    backend: backend.backend,
+    tfjs: backend.tfjsVersion,
+  };
+  await mkdir(ctx.outDir, { recursive: true });
+  await writeFile(join(ctx.outDir, METRICS_FILE), `${JSON.stringify(file, null, 2)}\n`);
+  ctx.logger.info(
+    { testAccuracy: testEval.accuracy, valAccuracy, ...summary, steps: result.steps, msPerStep: result.msPerStep },
+    `${stage}: test accuracy ${(testEval.accuracy * 100).toFixed(2)} %`,
+  );
+  return {
+    metrics: { testAccuracy: testEval.accuracy, valAccuracy, ...summary, msPerStep: result.msPerStep, steps: result.steps, durationMs: result.durationMs, curve: result.curve },
+    producer: { tfjs: backend.tfjsVersion, backend: backend.backend },
+  };
 }
 
 /** Identifies a run for its checkpoints: same stage, params and inputs. */
@@ -137,40 +177,14 @@ export const phaseOneStage = defineStage({
       const valAccuracy = m.accuracyOn(vars, spec, validation);
       const testEval = m.evaluate(vars, spec, test);
       await m.saveModel(model, join(ctx.outDir, MODEL_DIR), { graft: { stage: NAME, dataset: params.dataset, classLabels } });
-      const file: PhaseOneMetricsFile = {
-        dataset: params.dataset,
-        classLabels,
-        classMap,
-        curve: result.curve,
+      return await writeTrainingMetrics<PhaseOneMetricsFile>(ctx, {
+        stage: NAME,
+        head: { dataset: params.dataset, classLabels, classMap },
+        result,
         valAccuracy,
-        testAccuracy: testEval.accuracy,
-        perClassTestAccuracy: perClassByLabel(testEval, classLabels),
-        confusion: testEval.confusion,
-        testCount: testEval.count,
-        steps: result.steps,
-        msPerStep: result.msPerStep,
-        durationMs: result.durationMs,
-        resumedAfterEpoch: result.resumedAfterEpoch,
-        backend: backend.backend,
-        tfjs: backend.tfjsVersion,
-      };
-      await mkdir(ctx.outDir, { recursive: true });
-      await writeFile(join(ctx.outDir, METRICS_FILE), `${JSON.stringify(file, null, 2)}\n`);
-      logger.info(
-        { testAccuracy: testEval.accuracy, valAccuracy, steps: result.steps, msPerStep: result.msPerStep },
-        `phase-one: test accuracy ${(testEval.accuracy * 100).toFixed(2)} %`,
-      );
-      return {
-        metrics: {
-          testAccuracy: testEval.accuracy,
-          valAccuracy,
-          msPerStep: result.msPerStep,
-          steps: result.steps,
-          durationMs: result.durationMs,
-          curve: result.curve,
-        },
-        producer: { tfjs: backend.tfjsVersion, backend: backend.backend },
-      };
+        testEval,
+        backend,
+      });
     } finally {
       model.dispose();
     }

@@ -1,8 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { GraftError, Rng, defineStage } from '@graft/core';
-import { METRICS_FILE, MODEL_DIR, perClassByLabel, runFingerprint } from '@graft/phase-one';
+import { MODEL_DIR, runFingerprint, writeTrainingMetrics } from '@graft/phase-one';
 import type { PhaseOneMetricsFile } from '@graft/phase-one';
 import { readSplit, readSplitData } from '@graft/split';
 
@@ -103,45 +102,15 @@ export const phaseTwoStage = defineStage({
         newRows.length === 0 ? null : m.accuracyOf(newRows.map((i) => testPredicted[i]!), newRows.map((i) => test.labels[i]!));
 
       await m.saveModel(model, join(ctx.outDir, MODEL_DIR), { graft: { stage: NAME, trainBase: params.trainBase, classLabels } });
-      const file: PhaseTwoMetricsFile = {
-        trainBase: params.trainBase,
-        heldOut: split.heldOut,
-        classLabels,
-        classMap,
-        curve: result.curve,
-        valAccuracyBefore,
+      return await writeTrainingMetrics<PhaseTwoMetricsFile>(ctx, {
+        stage: NAME,
+        head: { trainBase: params.trainBase, heldOut: split.heldOut, classLabels, classMap, valAccuracyBefore, newClassAccuracy },
+        result,
         valAccuracy,
-        testAccuracy: testEval.accuracy,
-        newClassAccuracy,
-        perClassTestAccuracy: perClassByLabel(testEval, classLabels),
-        confusion: testEval.confusion,
-        testCount: testEval.count,
-        steps: result.steps,
-        msPerStep: result.msPerStep,
-        durationMs: result.durationMs,
-        resumedAfterEpoch: result.resumedAfterEpoch,
-        backend: backend.backend,
-        tfjs: backend.tfjsVersion,
-      };
-      await mkdir(ctx.outDir, { recursive: true });
-      await writeFile(join(ctx.outDir, METRICS_FILE), `${JSON.stringify(file, null, 2)}\n`);
-      logger.info(
-        { testAccuracy: testEval.accuracy, newClassAccuracy, valAccuracy, steps: result.steps, msPerStep: result.msPerStep },
-        `phase-two: test accuracy ${(testEval.accuracy * 100).toFixed(2)} %`,
-      );
-      return {
-        metrics: {
-          testAccuracy: testEval.accuracy,
-          valAccuracy,
-          newClassAccuracy,
-          valAccuracyBefore,
-          msPerStep: result.msPerStep,
-          steps: result.steps,
-          durationMs: result.durationMs,
-          curve: result.curve,
-        },
-        producer: { tfjs: backend.tfjsVersion, backend: backend.backend },
-      };
+        testEval,
+        backend,
+        summary: { newClassAccuracy, valAccuracyBefore },
+      });
     } finally {
       model.dispose();
     }
