@@ -66,6 +66,16 @@ async function syncHandle(handle: { sync(): Promise<void> }): Promise<void> {
   }
 }
 
+/** fsync one file (opened read-only: flushing needs no write access to the descriptor on Linux). */
+export async function fsyncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    await syncHandle(handle);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** fsync a directory so the entries created or renamed in it survive a power cut. */
 export async function fsyncDir(dir: string): Promise<void> {
   let handle;

@@ -115,17 +115,28 @@ export class CorruptArtifactError extends GraftError {
  */
 export async function readManifest(file: string): Promise<ArtifactManifest> {
   const dir = dirname(file);
-  const corrupt = (problems: string[], cause?: unknown): CorruptArtifactError =>
-    new CorruptArtifactError({ stage: basename(dirname(dir)), key: basename(dir), path: dir, problems }, cause === undefined ? {} : { cause });
+  const where = { stage: basename(dirname(dir)), key: basename(dir), path: dir };
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
   } catch (error) {
     const code = errnoCode(error);
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw corrupt([`${MANIFEST_FILE}: missing`], error);
-    if (code === 'EISDIR') throw corrupt([`${MANIFEST_FILE}: is a directory, not a file`], error);
+    const corrupt = (problem: string): CorruptArtifactError => new CorruptArtifactError({ ...where, problems: [problem] }, { cause: error });
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw corrupt(`${MANIFEST_FILE}: missing`);
+    if (code === 'EISDIR') throw corrupt(`${MANIFEST_FILE}: is a directory, not a file`);
     throw storeIoError(error, file, 'read the artifact manifest');
   }
+  return parseManifest(bytes, where);
+}
+
+/**
+ * Validates manifest.json bytes that did not come from this store's disk (a remote's
+ * copy) exactly as readManifest does. `where` names the artifact in the error: the
+ * only failure is CorruptArtifactError.
+ */
+export function parseManifest(bytes: Uint8Array, where: { stage: string; key: string; path: string }): ArtifactManifest {
+  const corrupt = (problems: string[], cause?: unknown): CorruptArtifactError =>
+    new CorruptArtifactError({ ...where, problems }, cause === undefined ? {} : { cause });
   try {
     let text: string;
     try {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open as openFile, readdir, rename, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GraftError, type ArtifactManifest, type InputArtifact, type Producer } from '@graft/core';
-import { errnoCode, exists, fsyncDir, hashFile, newestMtime, removeTree, storeIoError, treeBytes, walkTree } from './fs-util.ts';
+import { errnoCode, exists, fsyncDir, fsyncFile, hashFile, newestMtime, removeTree, storeIoError, treeBytes, walkTree } from './fs-util.ts';
 import { KeyLock, breakLock, isLive, readLock, type LockHolder } from './lock.ts';
 import {
   CorruptArtifactError,
@@ -247,6 +247,42 @@ export class ArtifactStore {
    * released and no partial artifact remains.
    */
   async publish(pending: PendingArtifact, info: PublishInfo): Promise<InputArtifact> {
+    return this.finish(pending, (entry) => this.seal(entry, info));
+  }
+
+  /**
+   * Publishes a copy of an artifact built elsewhere (pulled from a remote): outDir holds
+   * the files and `manifestBytes` becomes manifest.json unchanged (same digest,
+   * createdAt, producer). Everything is checked as open() checks it (a valid manifest
+   * naming this stage and key, every listed file's size and sha256) and files the
+   * manifest does not list are refused; then the same flush and atomic rename as
+   * publish(). On any mismatch nothing is published: CorruptArtifactError naming
+   * `origin` (where the copy came from), outDir removed, lock released.
+   */
+  async publishCopy(pending: PendingArtifact, manifestBytes: Uint8Array, origin: string): Promise<InputArtifact> {
+    return this.finish(pending, async ({ stage, key, outDir }) => {
+      const handle = await openFile(join(outDir, MANIFEST_FILE), 'wx');
+      try {
+        await handle.writeFile(manifestBytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      const { manifest, problems } = await inspectArtifact(outDir, stage, key);
+      const tree = await walkTree(outDir);
+      if (manifest) {
+        const listed = new Set(manifest.files.map((file) => file.path));
+        for (const path of tree.files) if (path !== MANIFEST_FILE && !listed.has(path)) problems.push(`${path}: not listed in ${MANIFEST_FILE}`);
+      }
+      if (problems.length > 0 || !manifest) throw new CorruptArtifactError({ stage, key, path: origin, problems });
+      for (const path of tree.files) await fsyncFile(join(outDir, ...path.split('/')));
+      for (const dir of [...tree.dirs].reverse()) await fsyncDir(dir);
+      return manifest;
+    });
+  }
+
+  /** publish() and publishCopy(): seal outDir, rename it into place, release the lock whatever happens. */
+  private async finish(pending: PendingArtifact, seal: (pending: PendingArtifact) => Promise<ArtifactManifest>): Promise<InputArtifact> {
     const entry = this.pending.get(pending.outDir);
     if (!entry) {
       throw new GraftError('ARTIFACT_NOT_PENDING', `${pending.outDir} is not an artifact being built by this store (already published or aborted?).`);
@@ -255,7 +291,7 @@ export class ArtifactStore {
     const label = this.label(stage, key);
     let artifact: InputArtifact;
     try {
-      const manifest = await this.seal(entry.pending, info);
+      const manifest = await seal(entry.pending);
       await mkdir(join(this.root, stage), { recursive: true });
       await this.options.beforeRename?.(entry.pending);
       artifact = await this.moveIntoPlace(outDir, stage, key, manifest);
