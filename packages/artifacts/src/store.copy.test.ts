@@ -9,7 +9,9 @@ let source: ArtifactStore;
 let target: ArtifactStore;
 beforeEach(async () => {
   const roots = [await tempDir(), await tempDir()];
-  onTestFinished(() => Promise.all(roots.map((root) => rm(root, { recursive: true, force: true }))));
+  onTestFinished(async () => {
+    for (const root of roots) await rm(root, { recursive: true, force: true });
+  });
   source = new ArtifactStore(roots[0]!);
   target = new ArtifactStore(roots[1]!, { lockTimeoutMs: 500 });
 });
