@@ -11,7 +11,9 @@ import { readImageTable, selectRows } from '@graft/data';
 import type { ImageTable } from '@graft/data';
 import { ingestDataPath, ingestParams, ingestStage } from '@graft/ingest';
 import * as m from '@graft/model';
-import type { BatchPlan, LabelledImages, NetworkSpec } from '@graft/model';
+import type { LabelledImages, NetworkSpec } from '@graft/model';
+import * as train from '@graft/train';
+import type { BatchPlan } from '@graft/train';
 import { resolveBenchOptions } from './options.ts';
 import type { BenchOptions, ResolvedBenchOptions } from './options.ts';
 import { summarise } from './stats.ts';
@@ -273,7 +275,7 @@ function stepTimer(total: number, label: string, say: (line: string) => void): {
 
 /** The seed's phase-one batching (contiguous, file order), repeated if more steps are asked than one epoch holds. */
 function contiguousSteps(n: number, batchSize: number, steps: number): BatchPlan {
-  const epoch = m.contiguousPlan(n, batchSize).batches(1, new Rng(0));
+  const epoch = train.contiguousPlan(n, batchSize).batches(1, new Rng(0));
   if (epoch.length === 0) throw new GraftError('BENCH_BATCH_TOO_LARGE', `batch size ${batchSize} is larger than the ${n}-row training set; lower it.`);
   const batches = Array.from({ length: steps }, (_, i) => epoch[i % epoch.length]!);
   return { batchesPerEpoch: steps, batches: () => batches };
@@ -297,12 +299,12 @@ async function timeTraining(
   const timer = stepTimer(total, label, say);
   say(`${label}: ${o.warmupSteps} warm-up + ${steps} timed steps`);
   try {
-    await m.trainLoop({
+    await train.trainLoop({
       model,
       train: data,
       validation: data,
       epochs: 1,
-      plan: one ? contiguousSteps(data.length, batchSize, total) : m.shuffledPlan(data.length, batchSize, total),
+      plan: one ? contiguousSteps(data.length, batchSize, total) : train.shuffledPlan(data.length, batchSize, total),
       rng,
       learningRate: LEARNING_RATE,
       l2: L2,

@@ -45,7 +45,7 @@ const loaders: Record<Exclude<BackendRequest, 'auto'>, Loader> = {
       for (const listener of listeners(event)) if (!before[i]!.has(listener)) process.removeListener(event, listener);
     });
     // Without these kernels the wasm backend cannot train a conv layer at all.
-    const { registerWasmTrainingKernels } = await import('./wasm-kernels/index.ts');
+    const { registerWasmTrainingKernels } = await import('@graft/wasm-kernels');
     registerWasmTrainingKernels();
   },
   async cpu() {

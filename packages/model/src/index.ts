@@ -1,5 +1,6 @@
-// Importing this module loads tfjs (~1 s). Stage definitions must `await import('@graft/model')`
-// inside run() so that the CLI stays fast for cache hits.
+// The network, its forward pass and evaluation, and the model format (save/load), plus the
+// compute-backend choice. Importing this module loads tfjs (~1 s): stage definitions must
+// `await import('@graft/model')` inside run() so that the CLI stays fast for cache hits.
 export { BACKEND_REQUESTS, initBackend, tfjsVersion } from './backend.ts';
 export type { BackendInfo, BackendRequest } from './backend.ts';
 export {
@@ -21,16 +22,7 @@ export { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inpu
 export type { Batch, DropoutMasks, LabelledImages } from './forward.ts';
 export { EVAL_BATCH_SIZE, accuracyOf, accuracyOn, classificationReport, evaluate, predictClasses } from './evaluate.ts';
 export type { Evaluation } from './evaluate.ts';
-export { CHECKPOINT_FILE, trainLoop } from './train.ts';
-export type { BatchPlan, TrainOptions, TrainResult } from './train.ts';
-export type { CurvePoint } from '@graft/core';
-export { contiguousPlan, shuffledEpochPlan, shuffledPlan } from './plans.ts';
-export { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
-export type { Checkpoint, CheckpointTensor } from './checkpoint.ts';
 export { MODEL_JSON, WEIGHTS_BIN, loadModel, saveModel } from './io.ts';
 export { silentLogger } from './logger.ts';
 export type { ModelLogger } from './logger.ts';
-export { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
-export { syntheticImages } from './synthetic.ts';
-export type { SyntheticImages } from './synthetic.ts';
 export { mapLabels } from './labels.ts';

@@ -9,7 +9,7 @@ import { predictClasses } from './evaluate.ts';
 import { MODEL_JSON, WEIGHTS_BIN, loadModel, saveModel } from './io.ts';
 import { buildNetwork, networkVariables, readWeights, specFromModel } from './network.ts';
 import type { NetworkSpec } from './network.ts';
-import { syntheticImages } from './synthetic.ts';
+import { syntheticImages } from '@graft/testing';
 
 const tiny: NetworkSpec = { rows: 8, cols: 8, filters: 3, kernelSize: 3, hidden: 16, numClasses: 3, dropoutRate: 0.3 };
 let dir: string;

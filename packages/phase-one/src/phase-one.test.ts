@@ -5,7 +5,7 @@ import type { InputArtifact, ProgressReporter } from '@graft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRICS_FILE, MODEL_DIR, phaseOneStage } from './phase-one.ts';
 import type { PhaseOneMetricsFile } from './phase-one.ts';
-import { inputArtifact, stageContext, syntheticSplit } from './testing.ts';
+import { inputArtifact, stageContext, syntheticSplit } from '@graft/testing';
 
 let root: string;
 let split: InputArtifact;

@@ -2,11 +2,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { GraftError, Rng, defineStage } from '@graft/core';
-import type { StageContext, StageResult } from '@graft/core';
+import type { CurvePoint, StageContext, StageResult } from '@graft/core';
 import { readSplit, readSplitData } from '@graft/split';
 import type { SplitInfo } from '@graft/split';
 // Types only: the model package loads tfjs, which the CLI must not pay for on cache hits.
-import type { BackendInfo, CurvePoint, Evaluation, TrainResult } from '@graft/model';
+import type { BackendInfo, Evaluation } from '@graft/model';
+import type { TrainResult } from '@graft/train';
 
 export const phaseOneParams = z.strictObject({
   epochs: z.number().int().min(1).default(10).describe('Passes over the training set'),
@@ -125,6 +126,7 @@ export const phaseOneStage = defineStage({
     const input = ctx.inputs.data;
     if (!input) throw new GraftError('INPUT_MISSING', `phase-one needs a split artifact in its 'data' input slot.`);
     const m = await import('@graft/model');
+    const t = await import('@graft/train');
     const backend = await m.initBackend(ctx.backend, logger);
 
     const split = await readSplit(input.path);
@@ -136,8 +138,8 @@ export const phaseOneStage = defineStage({
       throw new GraftError('EMPTY_SPLIT', `the ${params.dataset} ${validation.length === 0 ? 'validation' : 'test'} set is empty; phase-one needs rows to evaluate on`);
     }
     const plan = params.shuffle
-      ? m.shuffledEpochPlan(train.length, params.batchSize, params.maxBatchesPerEpoch)
-      : m.contiguousPlan(train.length, params.batchSize, params.maxBatchesPerEpoch);
+      ? t.shuffledEpochPlan(train.length, params.batchSize, params.maxBatchesPerEpoch)
+      : t.contiguousPlan(train.length, params.batchSize, params.maxBatchesPerEpoch);
     if (plan.batchesPerEpoch === 0) {
       throw new GraftError(
         'EMPTY_SPLIT',
@@ -154,7 +156,7 @@ export const phaseOneStage = defineStage({
         { dataset: params.dataset, train: train.length, validation: validation.length, test: test.length, classes: classLabels, batchesPerEpoch: plan.batchesPerEpoch },
         `phase-one: ${params.epochs} epochs x ${plan.batchesPerEpoch} batches of ${params.batchSize}`,
       );
-      const result = await m.trainLoop({
+      const result = await t.trainLoop({
         model,
         train,
         validation,

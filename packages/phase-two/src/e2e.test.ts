@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { loadModel, networkVariables, readWeights } from '@graft/model';
 import { METRICS_FILE, MODEL_DIR, phaseOneStage } from '@graft/phase-one';
 import type { PhaseOneMetricsFile } from '@graft/phase-one';
-import { inputArtifact, mnistSliceSplit, stageContext } from '@graft/phase-one/testing';
+import { inputArtifact, mnistSliceSplit, stageContext } from '@graft/testing';
 import { TRANSPLANT_FILE, transplantStage } from '@graft/transplant';
 import type { TransplantMetricsFile } from '@graft/transplant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

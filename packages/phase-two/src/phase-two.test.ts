@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { InputArtifact } from '@graft/core';
 import { loadModel, networkVariables, readWeights } from '@graft/model';
 import { METRICS_FILE, MODEL_DIR, phaseOneStage } from '@graft/phase-one';
-import { inputArtifact, stageContext, syntheticSplit } from '@graft/phase-one/testing';
+import { inputArtifact, stageContext, syntheticSplit } from '@graft/testing';
 import { transplantStage } from '@graft/transplant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { phaseTwoStage } from './phase-two.ts';

@@ -44,6 +44,7 @@ export const phaseTwoStage = defineStage({
     if (!modelInput) throw new GraftError('INPUT_MISSING', `phase-two needs a transplant artifact in its 'model' input slot.`);
     if (!dataInput) throw new GraftError('INPUT_MISSING', `phase-two needs a split artifact in its 'data' input slot.`);
     const m = await import('@graft/model');
+    const t = await import('@graft/train');
     const backend = await m.initBackend(ctx.backend, logger);
 
     const split = await readSplit(dataInput.path);
@@ -73,12 +74,12 @@ export const phaseTwoStage = defineStage({
         `phase-two: ${params.epochs} epochs x ${params.batchesPerEpoch} batches of ${params.batchSize}, ${params.trainBase ? 'every layer' : 'head only'}; val accuracy before ${(valAccuracyBefore * 100).toFixed(2)} %`,
       );
 
-      const result = await m.trainLoop({
+      const result = await t.trainLoop({
         model,
         train,
         validation,
         epochs: params.epochs,
-        plan: m.shuffledPlan(train.length, params.batchSize, params.batchesPerEpoch),
+        plan: t.shuffledPlan(train.length, params.batchSize, params.batchesPerEpoch),
         rng: new Rng(params.seed),
         learningRate: params.learningRate,
         l2: params.l2,

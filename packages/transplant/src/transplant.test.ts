@@ -6,7 +6,7 @@ import { Rng } from '@graft/core';
 import type { InputArtifact } from '@graft/core';
 import { BIAS_INIT, initBackend, loadModel, networkVariables, readWeights, saveModel, truncatedNormalValues } from '@graft/model';
 import { MODEL_DIR, phaseOneStage } from '@graft/phase-one';
-import { inputArtifact, stageContext, syntheticSplit } from '@graft/phase-one/testing';
+import { inputArtifact, stageContext, syntheticSplit } from '@graft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRANSPLANT_FILE, columnMapping, graftHeadKernel, transplantStage } from './transplant.ts';
 import type { TransplantMetricsFile } from './transplant.ts';

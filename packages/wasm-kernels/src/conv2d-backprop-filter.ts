@@ -1,7 +1,6 @@
 import { BatchMatMul, Conv2DBackpropFilter, backend_util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
-import { GraftError } from '@graft/core';
-import { WASM, copyRows, heapF32, heapOffsetF32, markAsGraftKernel, stockKernel, view, wholeHeapF32 } from './wasm-backend.ts';
+import { WASM, WasmKernelError, copyRows, heapF32, heapOffsetF32, markAsGraftKernel, stockKernel, view, wholeHeapF32 } from './wasm-backend.ts';
 import type { WasmKernelFunc } from './wasm-backend.ts';
 
 /*
@@ -18,7 +17,7 @@ import type { WasmKernelFunc } from './wasm-backend.ts';
 export const patchLimit = { floats: 1 << 24 };
 
 function fail(message: string): never {
-  throw new GraftError('WASM_CONV2D_BACKPROP_FILTER', `Conv2DBackpropFilter (wasm): ${message}`);
+  throw new WasmKernelError('WASM_CONV2D_BACKPROP_FILTER', `Conv2DBackpropFilter (wasm): ${message}`);
 }
 
 /**

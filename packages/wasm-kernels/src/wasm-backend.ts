@@ -1,7 +1,6 @@
 import { getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { GraftError } from '@graft/core';
 
 /**
  * Helpers shared by the wasm kernels. Everything here works on TensorInfo (the
@@ -11,6 +10,20 @@ import { GraftError } from '@graft/core';
  */
 
 export const WASM = 'wasm';
+
+/**
+ * A failure inside graft's wasm kernels. This package depends on tfjs alone, so it does
+ * not use @graft/core's GraftError; the `code` is the same kind of stable string.
+ */
+export class WasmKernelError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'WasmKernelError';
+  }
+}
 
 /** Marks a kernel function as ours so registration can tell whether it already happened. */
 export const GRAFT_KERNEL = Symbol.for('graft.wasm-kernel');
@@ -34,7 +47,7 @@ export function markAsGraftKernel(kernelFunc: WasmKernelFunc): KernelFunc {
 export function stockKernel(kernelName: string): KernelConfig {
   const config = getKernel(kernelName, WASM);
   if (config === undefined) {
-    throw new GraftError(
+    throw new WasmKernelError(
       'WASM_KERNEL_MISSING',
       `the tfjs wasm backend has no '${kernelName}' kernel registered; ` +
         `import '@tensorflow/tfjs-backend-wasm' (4.22) before registering graft's wasm kernels`,

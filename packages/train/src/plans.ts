@@ -1,7 +1,7 @@
 import { contiguousBatches, epochPermutation } from '@graft/data';
 import type { Rng } from '@graft/core';
-import type { Batch } from './forward.ts';
-import type { BatchPlan } from './train.ts';
+import type { Batch } from '@graft/model';
+import type { BatchPlan } from './train-loop.ts';
 
 function limit<T>(items: T[], max: number | undefined): T[] {
   return max === undefined ? items : items.slice(0, max);

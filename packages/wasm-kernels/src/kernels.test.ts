@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels, wasmTrainingKernelsRegistered } from './index.ts';
+import { TFJS_VERSION, assertTfjsVersion, registerWasmTrainingKernels, wasmTrainingKernelsRegistered } from './index.ts';
 import { patchLimit } from './conv2d-backprop-filter.ts';
 
 /*
@@ -100,6 +100,21 @@ describe('registerWasmTrainingKernels', () => {
     // call; the stock path must still be the one reached for an untransposed product.
     const y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 4]));
     expect(Array.from(y.dataSync())).toEqual(new Array(8).fill(3));
+  });
+
+  it('accepts only the pinned tfjs version (the kernels read its internals)', () => {
+    expect(tf.version_core).toBe(TFJS_VERSION);
+    expect(() => assertTfjsVersion()).not.toThrow();
+    expect(() => assertTfjsVersion({ '@tensorflow/tfjs-core': TFJS_VERSION, '@tensorflow/tfjs-backend-wasm': '4.23.0' })).toThrow(
+      expect.objectContaining({ code: 'WASM_TFJS_VERSION', message: expect.stringContaining('@tensorflow/tfjs-backend-wasm 4.23.0') }),
+    );
+  });
+
+  it('pins tfjs exactly in package.json, the version registration checks', async () => {
+    const { default: pkg } = await import('../package.json', { with: { type: 'json' } });
+    for (const name of ['@tensorflow/tfjs', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm'] as const) {
+      expect(pkg.dependencies[name]).toBe(TFJS_VERSION);
+    }
   });
 });
 

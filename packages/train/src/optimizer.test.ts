@@ -4,15 +4,14 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@graft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdam, sumOfSquares } from './adam.ts';
-import type { AdamConfig } from './adam.ts';
-import { initBackend } from './backend.ts';
-import { buildNetwork, networkVariables, readWeights } from './network.ts';
-import type { NetworkSpec } from './network.ts';
+import { buildNetwork, initBackend, networkVariables, readWeights } from '@graft/model';
+import type { NetworkSpec } from '@graft/model';
+import { syntheticImages } from '@graft/testing';
+import { createAdam, sumOfSquares } from './optimizer.ts';
+import type { AdamConfig } from './optimizer.ts';
 import { shuffledPlan } from './plans.ts';
-import { syntheticImages } from './synthetic.ts';
-import { trainLoop } from './train.ts';
-import type { TrainOptions } from './train.ts';
+import { trainLoop } from './train-loop.ts';
+import type { TrainOptions } from './train-loop.ts';
 
 /*
  * The fused Adam update (wasm) against tf.train.adam. Both round every operation to

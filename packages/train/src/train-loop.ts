@@ -2,17 +2,26 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GraftError, Rng, isGraftError } from '@graft/core';
 import type { ProgressReporter, RngState } from '@graft/core';
-import { createAdam, sumOfSquares } from './adam.ts';
-import type { TrainingOptimizer } from './adam.ts';
+import type { CurvePoint } from '@graft/core';
+import {
+  VARIABLE_ORDER,
+  accuracyOf,
+  accuracyOn,
+  assignValues,
+  crossEntropy,
+  drawDropoutMasks,
+  features,
+  gatherBatch,
+  headLogits,
+  inputTensor,
+  networkVariables,
+  specFromModel,
+} from '@graft/model';
+import type { Batch, LabelledImages, ModelLogger, NetworkSpec, NetworkVariables } from '@graft/model';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import type { CheckpointTensor } from './checkpoint.ts';
-import { accuracyOf, accuracyOn } from './evaluate.ts';
-import { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inputTensor } from './forward.ts';
-import type { Batch, LabelledImages } from './forward.ts';
-import type { CurvePoint } from '@graft/core';
-import type { ModelLogger } from './logger.ts';
-import { VARIABLE_ORDER, assignValues, networkVariables, specFromModel } from './network.ts';
-import type { NetworkSpec, NetworkVariables } from './network.ts';
+import { createAdam, sumOfSquares } from './optimizer.ts';
+import type { TrainingOptimizer } from './optimizer.ts';
 
 type VariableName = keyof NetworkVariables;
 

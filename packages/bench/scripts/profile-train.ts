@@ -1,16 +1,26 @@
 /**
  * Per-kernel profile of one training step exactly as trainLoop runs it (graft's forward,
  * loss, dropout masks and optimizer) on the wasm backend, for both phases.
- * Run: `npx tsx packages/model/src/wasm-kernels/profile-train.ts [steps]`.
+ * Run: `npx tsx packages/bench/scripts/profile-train.ts [steps]`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@graft/core';
-import { createAdam, sumOfSquares } from '../adam.ts';
-import { initBackend } from '../backend.ts';
-import { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inputTensor } from '../forward.ts';
-import { SEED_NETWORK, VARIABLE_ORDER, buildNetwork, networkVariables } from '../network.ts';
-import type { NetworkSpec } from '../network.ts';
-import { syntheticImages } from '../synthetic.ts';
+import {
+  SEED_NETWORK,
+  VARIABLE_ORDER,
+  buildNetwork,
+  crossEntropy,
+  drawDropoutMasks,
+  features,
+  gatherBatch,
+  headLogits,
+  initBackend,
+  inputTensor,
+  networkVariables,
+} from '@graft/model';
+import type { NetworkSpec } from '@graft/model';
+import { syntheticImages } from '@graft/testing';
+import { createAdam, sumOfSquares } from '@graft/train';
 
 const steps = Number(process.argv[2] ?? 20);
 const BATCH = 100;

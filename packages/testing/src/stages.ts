@@ -12,7 +12,7 @@ import { SPLIT_NAMES, asIdxImages, asIdxLabels, findIdxFile, readIdxFile, writeI
 import type { ImageTable, SplitName } from '@graft/data';
 import { ingestDataPath, resolveSourceDir, MNIST_DATA_SOURCE } from '@graft/ingest';
 import { splitStage } from '@graft/split';
-import { syntheticImages } from '@graft/model';
+import { syntheticImages } from './synthetic.ts';
 import type { z } from 'zod';
 
 let counter = 0;

@@ -1,7 +1,6 @@
 import { MaxPoolGrad, backend_util } from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { GraftError } from '@graft/core';
-import { WASM, heapF32, markAsGraftKernel } from './wasm-backend.ts';
+import { WASM, WasmKernelError, heapF32, markAsGraftKernel } from './wasm-backend.ts';
 import type { WasmKernelFunc } from './wasm-backend.ts';
 
 /*
@@ -14,7 +13,7 @@ import type { WasmKernelFunc } from './wasm-backend.ts';
  */
 
 function fail(message: string): never {
-  throw new GraftError('WASM_MAX_POOL_GRAD', `MaxPoolGrad (wasm): ${message}`);
+  throw new WasmKernelError('WASM_MAX_POOL_GRAD', `MaxPoolGrad (wasm): ${message}`);
 }
 
 /** The first non-NaN pixel of a window for channel c, or -1 (NaN never wins, as in the cpu backend). */
