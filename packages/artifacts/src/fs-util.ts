@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { lstat, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GraftError, describeSystemError } from '@graft/core';
+import { GraftError, describeSystemError, errnoCode, syncHandle } from '@graft/core';
+
+// The IO toolkit lives in @graft/core; re-exported so the store's modules import from one place.
+export { errnoCode, fsyncDir, pidAlive } from '@graft/core';
 
 /**
  * Wraps a low-level IO failure at the store boundary: a plain sentence naming the
@@ -20,10 +23,6 @@ export function storeIoError(error: unknown, path: string, doing: string): Graft
   // The failing call's own path is more precise than the caller's guess (ENOSPC on a file deep in the artifact).
   const where = (error as NodeJS.ErrnoException | undefined)?.path ?? path;
   return new GraftError(graftCode, `Could not ${doing}: ${describeSystemError(error, where)}.`, { cause: error });
-}
-
-export function errnoCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
 export interface HashedFile {
@@ -56,36 +55,9 @@ export async function hashFile(file: string, options: { fsync?: boolean } = {}):
   }
 }
 
-async function syncHandle(handle: { sync(): Promise<void> }): Promise<void> {
-  try {
-    await handle.sync();
-  } catch (error) {
-    // Some platforms refuse fsync on read-only descriptors or directories; durability
-    // there is best effort, a real write error (EIO, ENOSPC) still propagates.
-    if (!['EINVAL', 'EPERM', 'EBADF', 'EISDIR', 'ENOTSUP'].includes(errnoCode(error) ?? '')) throw error;
-  }
-}
-
 /** fsync one file (opened read-only: flushing needs no write access to the descriptor on Linux). */
 export async function fsyncFile(file: string): Promise<void> {
   const handle = await open(file, 'r');
-  try {
-    await syncHandle(handle);
-  } finally {
-    await handle.close();
-  }
-}
-
-/** fsync a directory so the entries created or renamed in it survive a power cut. */
-export async function fsyncDir(dir: string): Promise<void> {
-  let handle;
-  try {
-    handle = await open(dir, 'r');
-  } catch (error) {
-    // Windows cannot open a directory; nothing to flush there.
-    if (['EISDIR', 'EPERM', 'EACCES'].includes(errnoCode(error) ?? '')) return;
-    throw error;
-  }
   try {
     await syncHandle(handle);
   } finally {
@@ -186,17 +158,6 @@ export async function exists(path: string): Promise<boolean> {
   } catch (error) {
     if (errnoCode(error) === 'ENOENT' || errnoCode(error) === 'ENOTDIR') return false;
     throw error;
-  }
-}
-
-/** Whether a process with this pid exists on this machine (EPERM: it exists, owned by someone else). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errnoCode(error) === 'EPERM';
   }
 }
 

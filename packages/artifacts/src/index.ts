@@ -3,8 +3,8 @@
  * Keys from canonical JSON, manifests validated on read, atomic publish (temp dir +
  * rename, manifest written last), per-key locks, verify and gc.
  */
-export { canonicalJson, computeKey } from './canonical-json.ts';
-export type { KeySpec } from './canonical-json.ts';
+export { computeKey } from './key.ts';
+export type { KeySpec } from './key.ts';
 export { resolveStoreRoot, DEFAULT_STORE_DIR } from './store-root.ts';
 export { readManifest, parseManifest, CorruptArtifactError, MANIFEST_FILE, STAGE_NAME, KEY_PATTERN, isSafeRelativePath } from './manifest.ts';
 export { ArtifactStore } from './store.ts';

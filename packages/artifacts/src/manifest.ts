@@ -1,9 +1,8 @@
-import { lstat, readFile } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { GraftError, type ArtifactManifest } from '@graft/core';
+import { GraftError, JsonFileError, canonicalJson, formatZodIssues, parseJsonBytes, readJsonFile, type ArtifactManifest } from '@graft/core';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
-import { canonicalJson } from './canonical-json.ts';
 import { errnoCode, hashFile, storeIoError } from './fs-util.ts';
 
 /** sha256 of the canonical JSON of a manifest without its `digest` field. */
@@ -72,12 +71,7 @@ const manifestSchema = z
 /** Validates a manifest object we are about to write, so we never publish what readManifest would reject. */
 export function checkManifestShape(manifest: unknown): string[] {
   const result = manifestSchema.safeParse(manifest);
-  return result.success ? [] : result.error.issues.map(formatIssue);
-}
-
-function formatIssue(issue: { path: PropertyKey[]; message: string }): string {
-  const where = issue.path.length === 0 ? '' : `${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')}: `;
-  return `${MANIFEST_FILE}: ${where}${issue.message}`;
+  return result.success ? [] : formatZodIssues(result.error).map((problem) => `${MANIFEST_FILE}: ${problem}`);
 }
 
 /**
@@ -116,17 +110,13 @@ export class CorruptArtifactError extends GraftError {
 export async function readManifest(file: string): Promise<ArtifactManifest> {
   const dir = dirname(file);
   const where = { stage: basename(dirname(dir)), key: basename(dir), path: dir };
-  let bytes: Buffer;
+  let manifest;
   try {
-    bytes = await readFile(file);
+    manifest = await readJsonFile(file, manifestSchema, { ioError: (error, path) => storeIoError(error, path, 'read the artifact manifest') });
   } catch (error) {
-    const code = errnoCode(error);
-    const corrupt = (problem: string): CorruptArtifactError => new CorruptArtifactError({ ...where, problems: [problem] }, { cause: error });
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw corrupt(`${MANIFEST_FILE}: missing`);
-    if (code === 'EISDIR') throw corrupt(`${MANIFEST_FILE}: is a directory, not a file`);
-    throw storeIoError(error, file, 'read the artifact manifest');
+    throw error instanceof JsonFileError ? corruptManifest(where, error) : error;
   }
-  return parseManifest(bytes, where);
+  return checkDigest(manifest, where);
 }
 
 /**
@@ -135,33 +125,33 @@ export async function readManifest(file: string): Promise<ArtifactManifest> {
  * only failure is CorruptArtifactError.
  */
 export function parseManifest(bytes: Uint8Array, where: { stage: string; key: string; path: string }): ArtifactManifest {
-  const corrupt = (problems: string[], cause?: unknown): CorruptArtifactError =>
-    new CorruptArtifactError({ ...where, problems }, cause === undefined ? {} : { cause });
+  let manifest;
   try {
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    } catch (error) {
-      throw corrupt([`${MANIFEST_FILE}: not valid UTF-8`], error);
-    }
-    if (text.trim() === '') throw corrupt([`${MANIFEST_FILE}: empty`]);
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw corrupt([`${MANIFEST_FILE}: not valid JSON (${error instanceof Error ? error.message : String(error)})`], error);
-    }
-    const result = manifestSchema.safeParse(json);
-    if (!result.success) throw corrupt(result.error.issues.map(formatIssue));
-    if (manifestDigest(result.data) !== result.data.digest) {
-      throw corrupt([`${MANIFEST_FILE}: digest mismatch: its content (params, metrics, file list) changed after it was published`]);
-    }
-    return result.data as ArtifactManifest;
+    manifest = parseJsonBytes(MANIFEST_FILE, bytes, manifestSchema);
   } catch (error) {
-    // Belt and braces: a RangeError from absurdly deep JSON is still just bad bytes.
-    if (error instanceof CorruptArtifactError) throw error;
-    throw corrupt([`${MANIFEST_FILE}: unreadable (${error instanceof Error ? error.message : String(error)})`], error);
+    throw error instanceof JsonFileError ? corruptManifest(where, error) : error;
   }
+  return checkDigest(manifest, where);
+}
+
+type ArtifactPlace = { stage: string; key: string; path: string };
+
+function corruptManifest(where: ArtifactPlace, error: JsonFileError): CorruptArtifactError {
+  return new CorruptArtifactError({ ...where, problems: error.problems.map((problem) => `${MANIFEST_FILE}: ${problem}`) }, { cause: error.cause ?? error });
+}
+
+function checkDigest(manifest: z.output<typeof manifestSchema>, where: ArtifactPlace): ArtifactManifest {
+  let digest: string;
+  try {
+    digest = manifestDigest(manifest);
+  } catch (error) {
+    // Valid JSON that canonicalJson still refuses (a "__proto__" key, say) is just bad bytes.
+    throw new CorruptArtifactError({ ...where, problems: [`${MANIFEST_FILE}: unreadable (${error instanceof Error ? error.message : String(error)})`] }, { cause: error });
+  }
+  if (digest !== manifest.digest) {
+    throw new CorruptArtifactError({ ...where, problems: [`${MANIFEST_FILE}: digest mismatch: its content (params, metrics, file list) changed after it was published`] });
+  }
+  return manifest as ArtifactManifest;
 }
 
 export interface Inspection {

@@ -9,11 +9,17 @@ export type ExitCode = 1 | 2;
 /** Exit code for bad input the user can fix (configs, arguments, files): 2. Runtime failures: 1. */
 export const USAGE_EXIT_CODE: ExitCode = 2;
 
-export class GraftError extends Error {
-  readonly code: string;
+/**
+ * The codes of a package's const map (`{ truncated: 'IDX_TRUNCATED', ... } as const`) as a
+ * union type: each package declares its codes once, in one place, next to what raises them.
+ */
+export type ErrorCodeOf<Codes extends Record<string, string>> = Codes[keyof Codes];
+
+export class GraftError<Code extends string = string> extends Error {
+  readonly code: Code;
   readonly exitCode: ExitCode;
 
-  constructor(code: string, message: string, options: { cause?: unknown; exitCode?: ExitCode } = {}) {
+  constructor(code: Code, message: string, options: { cause?: unknown; exitCode?: ExitCode } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GraftError';
     this.code = code;
@@ -22,8 +28,8 @@ export class GraftError extends Error {
 }
 
 /** Bad input the user can fix: an invalid config, argument, or input file. Exit code 2. */
-export class UsageError extends GraftError {
-  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
+export class UsageError<Code extends string = string> extends GraftError<Code> {
+  constructor(code: Code, message: string, options: { cause?: unknown } = {}) {
     super(code, message, { ...options, exitCode: USAGE_EXIT_CODE });
     this.name = 'UsageError';
   }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { UsageError, describeSystemError, type StageDefinition } from '@graft/core';
+import { UsageError, describeSystemError, zodProblems, type Problem, type StageDefinition } from '@graft/core';
 import { z } from 'zod';
 
 /**
@@ -53,10 +53,8 @@ export interface ResolvedConfig {
   entries: ResolvedEntry[];
 }
 
-export interface ConfigProblem {
-  path: string;
-  message: string;
-}
+/** A problem with its JSON path (or the flag, e.g. `--set`, that caused it). */
+export type ConfigProblem = Problem;
 
 export class ConfigError extends UsageError {
   readonly problems: ConfigProblem[];
@@ -95,22 +93,6 @@ export async function readConfigFile(path: string): Promise<unknown> {
   } catch (error) {
     throw new UsageError('CONFIG_NOT_JSON', `${path} is not valid JSON (${(error as Error).message}). Fix the syntax and run again.`, { cause: error });
   }
-}
-
-function joinPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((segment, i) => (typeof segment === 'number' ? `[${segment}]` : i === 0 ? String(segment) : `.${String(segment)}`))
-    .join('');
-}
-
-function zodProblems(prefix: string, error: z.ZodError): ConfigProblem[] {
-  return error.issues.map((issue) => {
-    const path = [prefix, joinPath(issue.path)].filter(Boolean).join('.');
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    if (issue.code === 'invalid_value' && 'values' in issue) message = `${issue.message}`;
-    return { path, message };
-  });
 }
 
 /** The `seed` key of a stage's params schema, if it has one. */
@@ -160,7 +142,7 @@ export function resolveConfig(raw: unknown, registry: StageRegistry, source: str
   let overrides = givenOverrides;
   const problems: ConfigProblem[] = [];
   const shape = configSchema.safeParse(raw);
-  if (!shape.success) throw new ConfigError(source, zodProblems('', shape.error));
+  if (!shape.success) throw new ConfigError(source, zodProblems(shape.error));
   // structuredClone: overrides must not mutate the caller's object.
   const written = structuredClone(shape.data);
 
@@ -197,7 +179,7 @@ export function resolveConfig(raw: unknown, registry: StageRegistry, source: str
       else if (params.seed === undefined && globalSeed !== undefined) params.seed = globalSeed;
     }
     const parsed = stage.params.safeParse(params);
-    if (!parsed.success) problems.push(...zodProblems(`${path}.params`, parsed.error));
+    if (!parsed.success) problems.push(...zodProblems(parsed.error, `${path}.params`));
 
     const inputs = entry.inputs ?? {};
     for (const slot of stage.inputs) {

@@ -2,7 +2,7 @@ import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { InputArtifact } from '@graft/core';
-import { computeKey } from '../canonical-json.ts';
+import { computeKey } from '../key.ts';
 import type { ArtifactStore, PublishInfo } from '../store.ts';
 
 export function tempDir(): Promise<string> {

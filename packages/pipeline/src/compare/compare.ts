@@ -1,6 +1,6 @@
-import { UsageError } from '@graft/core';
+import { UsageError, canonicalJson } from '@graft/core';
 import type { RunRecord } from '../run-record.ts';
-import { canonicalJson, flattenMetrics, flattenParams } from './metrics.ts';
+import { flattenMetrics, flattenParams } from './metrics.ts';
 
 /** The runs being compared, in the order given; the first is the baseline of every delta. */
 export interface ComparedRun {

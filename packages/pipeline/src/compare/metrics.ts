@@ -36,17 +36,6 @@ export function flattenParams(params: unknown, prefix: string): Map<string, unkn
   return out;
 }
 
-/** JSON with sorted object keys, so equal values compare equal whatever their key order. */
-export function canonicalJson(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-}
-
 export type MetricKind = 'accuracy' | 'milliseconds' | 'count' | 'number';
 
 /**

@@ -1,7 +1,7 @@
-import { readFile, mkdir, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, extname, join, basename } from 'node:path';
-import { GraftError, UsageError, describeSystemError } from '@graft/core';
+import { dirname, extname, join } from 'node:path';
+import { GraftError, UsageError, atomicWriteFile, describeSystemError } from '@graft/core';
 // vega, vega-lite and resvg load on first use (~0.5 s): every graft command imports this
 // package, and only `compare --plot` needs them.
 import type { TopLevelSpec } from 'vega-lite';
@@ -151,11 +151,8 @@ export async function plotCurves(runs: readonly RunRecord[], outPath: string): P
   }
   const svg = await renderSvg(curvesSpec(data));
   const bytes = ext === '.svg' ? svg : await svgToPng(svg);
-  const tmp = join(dirname(outPath), `.${basename(outPath)}.${process.pid}.tmp`);
   try {
-    await mkdir(dirname(outPath), { recursive: true });
-    await writeFile(tmp, bytes);
-    await rename(tmp, outPath);
+    await atomicWriteFile(outPath, bytes);
   } catch (error) {
     throw new GraftError('PLOT_WRITE_FAILED', `Cannot write the plot: ${describeSystemError(error, outPath)}.`, { cause: error });
   }

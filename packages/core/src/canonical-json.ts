@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { GraftError } from '@graft/core';
+import { GraftError } from './errors.ts';
 
 /**
  * JSON with object keys sorted (by UTF-16 code units, as RFC 8785 does) and no
@@ -9,6 +8,10 @@ import { GraftError } from '@graft/core';
  * `toJSON`: each of those would let two different params hash alike (or one param
  * hash differently across versions), so anything that is not plain JSON is rejected,
  * naming where it sits.
+ *
+ * The one canonical JSON of graft: artifact keys, manifest digests and `graft compare`'s
+ * equality of params all use it. Its bytes for a given value must never change
+ * (canonical-json.golden.json pins them), or every existing store's keys would.
  */
 export function canonicalJson(value: unknown): string {
   return write(value, '$', new Set());
@@ -62,29 +65,4 @@ function write(value: unknown, path: string, ancestors: Set<object>): string {
 
 function notJson(path: string, what: string): GraftError {
   return new GraftError('NOT_CANONICAL_JSON', `Cannot hash ${path}: it is ${what}. Artifact keys are computed from plain JSON values only.`);
-}
-
-export interface KeySpec {
-  stage: string;
-  stageVersion: string;
-  params: unknown;
-  /** Input slot name -> key of the upstream artifact. */
-  inputs: Record<string, string>;
-  /**
-   * Fingerprint of content outside the store that the params point at (StageDefinition.fingerprint).
-   * Only hashed when present, so stages without external sources keep the four-field key.
-   */
-  sources?: unknown;
-}
-
-/**
- * The artifact key: sha256 hex of the canonical JSON of exactly these four fields
- * (DESIGN.md §3), plus `sources` when a stage fingerprints external data. Extra
- * properties on `spec` are ignored on purpose, so callers can pass a richer object
- * without silently changing every key.
- */
-export function computeKey(spec: KeySpec): string {
-  const fields = { stage: spec.stage, stageVersion: spec.stageVersion, params: spec.params, inputs: spec.inputs };
-  const canonical = canonicalJson(spec.sources === undefined ? fields : { ...fields, sources: spec.sources });
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
 }
