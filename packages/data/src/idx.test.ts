@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { UsageError } from '@graft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asIdxImages, asIdxLabels, encodeIdx, findIdxFile, parseIdx, readIdxFile } from './idx.ts';
+import { MAX_IDX_BYTES, asIdxImages, asIdxLabels, decodeIdx, encodeIdx, findIdxFile, parseIdx, readIdxFile } from './idx.ts';
 
 /** Runs fn and returns the UsageError it throws (failing the test if it throws anything else or nothing). */
 async function usageError(fn: () => unknown): Promise<UsageError> {
@@ -144,5 +144,138 @@ describe('readIdxFile / findIdxFile', () => {
     expect(missing.message).toContain('train-images-idx3-ubyte or train-images-idx3-ubyte.gz');
     // A directory with the right name is not a file.
     expect((await usageError(() => findIdxFile(dir, 'a-directory'))).code).toBe('IDX_NOT_FOUND');
+  });
+});
+
+/** The code of the UsageError `fn` throws, or 'ok' when it returns. Anything else fails the test. */
+async function outcome(fn: () => unknown): Promise<string> {
+  try {
+    await fn();
+    return 'ok';
+  } catch (error) {
+    expect(error).toBeInstanceOf(UsageError);
+    return (error as UsageError).code;
+  }
+}
+
+/**
+ * A gzip file whose first member holds `head` and whose following members each inflate
+ * to 1 MiB of zeros: `mebibytes` MiB of zeros from about 1 KiB per MiB of file (real
+ * gzip readers, Node's included, read concatenated members as one stream).
+ */
+function gzipBomb(head: Uint8Array, mebibytes: number): Buffer {
+  const zeros = gzipSync(new Uint8Array(2 ** 20), { level: 9 });
+  return Buffer.concat([gzipSync(head), ...Array.from({ length: mebibytes }, () => zeros)]);
+}
+
+describe('decodeIdx: gzip is inflated only as far as the header declares', () => {
+  it('decodes raw and gzipped bytes alike, whatever the chunk size splits the header into', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 0, maxLength: 40 }),
+        fc.integer({ min: 64, max: 300 }),
+        async (dims, chunkSize) => {
+          // Many dims of 1 make a long header (up to 164 bytes), so small chunks split it.
+          const shaped = dims.map((d) => (d > 3 ? 1 : d + 1)).slice(0, 40);
+          const n = shaped.reduce((a, b) => a * b, 1);
+          const file = encodeIdx(shaped, Uint8Array.from({ length: n }, (_, i) => (i * 7) & 0xff));
+          const fromGzip = await decodeIdx(gzipSync(file), 'f', { chunkSize });
+          expect(fromGzip).toEqual(parseIdx(file, 'f'));
+          expect(await decodeIdx(file, 'f')).toEqual(parseIdx(file, 'f'));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('rejects every truncation and extension of a gzipped file with the code parseIdx gives the inflated bytes', async () => {
+    const file = encodeIdx([3, 4, 5], Uint8Array.from({ length: 60 }, (_, i) => i));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.integer({ min: 0, max: file.length - 1 }).map((cut) => file.subarray(0, cut)),
+          fc.uint8Array({ minLength: 1, maxLength: 100 }).map((extra) => Uint8Array.from([...file, ...extra])),
+        ),
+        fc.integer({ min: 64, max: 128 }),
+        async (mutated, chunkSize) => {
+          const expected = await outcome(() => parseIdx(mutated, 'f'));
+          expect(expected).not.toBe('ok');
+          expect(await outcome(() => decodeIdx(gzipSync(mutated), 'f', { chunkSize }))).toBe(expected);
+        },
+      ),
+    );
+  });
+
+  it('agrees with parseIdx on arbitrary bytes behind an IDX-like magic, and words every error as one short line', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.tuple(fc.constantFrom(0, 0x12), fc.constantFrom(0x08, 0x08, 0x0d, 0x42), fc.integer({ min: 0, max: 255 })),
+        fc.uint8Array({ maxLength: 1200 }),
+        async ([second, type, rank], rest) => {
+          const bytes = Uint8Array.from([0, second, type, rank, ...rest]);
+          let message = '';
+          const code = await outcome(async () => {
+            try {
+              return parseIdx(bytes, 'data/train-images-idx3-ubyte');
+            } catch (error) {
+              message = (error as Error).message;
+              throw error;
+            }
+          });
+          if (code !== 'ok') {
+            expect(message).not.toContain('\n');
+            expect(message.length).toBeLessThan(400);
+          }
+          // The streaming reader reaches the same verdict (the trailing-bytes wording differs: it stops early).
+          expect(await outcome(() => decodeIdx(gzipSync(bytes), 'data/train-images-idx3-ubyte', { chunkSize: 64 }))).toBe(code);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('rejects a gzip bomb after its declared size: 8 GiB of zeros behind a 2-image header', async () => {
+    // Whole-buffer gunzip of this file would need 8 GiB (Node refuses buffers over 4 GiB
+    // only after inflating that far); the stream is cut one chunk past the 28 header+data bytes.
+    const bomb = gzipBomb(encodeIdx([2, 3, 2], new Uint8Array(12)), 8192);
+    expect(bomb.length).toBeLessThan(10 * 2 ** 20);
+    const error = await usageError(() => decodeIdx(bomb, 'bomb.gz'));
+    expect(error.code).toBe('IDX_TRAILING_BYTES');
+    expect(error.message).toContain('bomb.gz is too long: dimensions [2, 3, 2] need 28 bytes, but it decompresses to more');
+  }, 10_000);
+
+  it('rejects a bomb behind a full-size MNIST header after the 47 MB it declares', async () => {
+    const header = Uint8Array.from([0, 0, 8, 3, 0x00, 0x00, 0xea, 0x60, 0, 0, 0, 28, 0, 0, 0, 28]);
+    const bomb = gzipBomb(header, 8192);
+    const error = await usageError(() => decodeIdx(bomb, 'train-images-idx3-ubyte.gz'));
+    expect(error.code).toBe('IDX_TRAILING_BYTES');
+    expect(error.message).toContain('need 47040016 bytes');
+  }, 10_000);
+
+  it('refuses a header declaring more than a gzip file of that size can inflate to, before allocating it', async () => {
+    const header = Uint8Array.from([0, 0, 8, 3, 0x00, 0x00, 0xea, 0x60, 0, 0, 0x04, 0, 0, 0, 0x04, 0]); // 60000 × 1024 × 1024
+    const tooLarge = await usageError(() => decodeIdx(gzipSync(header), 'huge.gz'));
+    expect(tooLarge.code).toBe('IDX_TOO_LARGE');
+    expect(tooLarge.message).toContain('[60000, 1024, 1024]');
+    // Under the 2 GiB limit, but ~1 GB can never come out of a 40-byte gzip file.
+    const lying = Uint8Array.from([0, 0, 8, 3, 0x00, 0x00, 0xea, 0x60, 0, 0, 0x01, 0, 0, 0, 0x00, 0x40]); // 60000 × 256 × 64
+    const error = await usageError(() => decodeIdx(gzipSync(lying), 'lying.gz'));
+    expect(error.code).toBe('IDX_TRUNCATED');
+    expect(error.message).toMatch(/need 983040016 bytes, more than a \d+-byte gzip file can hold/);
+    expect(MAX_IDX_BYTES).toBe(2 ** 31 - 1);
+  });
+
+  it('words a rank-255 header in one short line', async () => {
+    const header = new Uint8Array(4 + 4 * 255).fill(0xff);
+    header.set([0, 0, 8, 255]);
+    for (const bytes of [header, gzipSync(header)]) {
+      const error = await usageError(() => decodeIdx(bytes, 'rank255'));
+      expect(error.code).toBe('IDX_TOO_LARGE');
+      expect(error.message).toContain('255 dimension(s) [4294967295, 4294967295, 4294967295, 4294967295, … 251 more]');
+      expect(error.message.length).toBeLessThan(300);
+    }
+    const labels = await usageError(() => asIdxLabels(parseIdx(encodeIdx(new Array(200).fill(1), Uint8Array.of(7)), 'l'), 'labels-file'));
+    expect(labels.code).toBe('IDX_WRONG_RANK');
+    expect(labels.message.length).toBeLessThan(300);
   });
 });

@@ -1,15 +1,18 @@
 export {
   IDX_ERROR_CODES,
+  MAX_IDX_BYTES,
   asIdxImages,
   asIdxLabels,
+  decodeIdx,
   encodeIdx,
   findIdxFile,
+  formatDims,
   isGzip,
   parseIdx,
   readIdxFile,
-  readIdxFileBytes,
+  readIdxFileContents,
 } from './idx.ts';
-export type { IdxArray, IdxFileBytes, IdxImages } from './idx.ts';
+export type { IdxArray, IdxFileContents, IdxImages } from './idx.ts';
 export {
   IMAGE_COLUMN,
   INDEX_COLUMN,

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { stat, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -10,8 +12,8 @@ import {
   asIdxLabels,
   countLabels,
   findIdxFile,
-  parseIdx,
-  readIdxFileBytes,
+  readIdxFileContents,
+  type IdxArray,
   writeImageTable,
   type IdxImages,
   type ImageTable,
@@ -81,13 +83,24 @@ export async function resolveSourceDir(source: string): Promise<string> {
 
 interface LoadedFile extends SourceFile {
   path: string;
-  decoded: Uint8Array;
+  array: IdxArray;
 }
 
 async function loadSourceFile(dir: string, baseName: string): Promise<LoadedFile> {
   const path = await findIdxFile(dir, baseName);
-  const { raw, decoded } = await readIdxFileBytes(path);
-  return { path, decoded, file: basename(path), bytes: raw.length, sha256: createHash('sha256').update(raw).digest('hex') };
+  const { raw, array } = await readIdxFileContents(path);
+  return { path, array, file: basename(path), bytes: raw.length, sha256: createHash('sha256').update(raw).digest('hex') };
+}
+
+/** sha256 of a file, streamed: the key is computed before the size checks of the read, so it must not load a huge file whole. */
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  try {
+    await pipeline(createReadStream(path), hash);
+  } catch (error) {
+    throw new UsageError(IDX_ERROR_CODES.unreadable, `Cannot read IDX file: ${describeSystemError(error, path)}.`, { cause: error });
+  }
+  return hash.digest('hex');
 }
 
 function checkCounts(images: IdxImages, imagesFile: LoadedFile, labels: Uint8Array, labelsFile: LoadedFile): void {
@@ -109,7 +122,7 @@ export const ingestStage = defineStage({
     // The key must follow the files' content, not just the `source` string.
     const dir = await resolveSourceDir(source);
     const files = await Promise.all(Object.values(IDX_FILES).map((baseName) => findIdxFile(dir, baseName)));
-    const hashes = await Promise.all(files.map(async (path) => [basename(path), createHash('sha256').update(await readFile(path)).digest('hex')] as const));
+    const hashes = await Promise.all(files.map(async (path) => [basename(path), await sha256File(path)] as const));
     return Object.fromEntries(hashes);
   },
   async run(ctx) {
@@ -122,10 +135,10 @@ export const ingestStage = defineStage({
       loadSourceFile(dir, IDX_FILES.testImages),
       loadSourceFile(dir, IDX_FILES.testLabels),
     ]);
-    const trainImages = asIdxImages(parseIdx(trainImagesFile.decoded, trainImagesFile.path), trainImagesFile.path);
-    const trainLabels = asIdxLabels(parseIdx(trainLabelsFile.decoded, trainLabelsFile.path), trainLabelsFile.path);
-    const testImages = asIdxImages(parseIdx(testImagesFile.decoded, testImagesFile.path), testImagesFile.path);
-    const testLabels = asIdxLabels(parseIdx(testLabelsFile.decoded, testLabelsFile.path), testLabelsFile.path);
+    const trainImages = asIdxImages(trainImagesFile.array, trainImagesFile.path);
+    const trainLabels = asIdxLabels(trainLabelsFile.array, trainLabelsFile.path);
+    const testImages = asIdxImages(testImagesFile.array, testImagesFile.path);
+    const testLabels = asIdxLabels(testLabelsFile.array, testLabelsFile.path);
     checkCounts(trainImages, trainImagesFile, trainLabels, trainLabelsFile);
     checkCounts(testImages, testImagesFile, testLabels, testLabelsFile);
     if (trainImages.rows !== testImages.rows || trainImages.cols !== testImages.cols) {
