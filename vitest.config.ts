@@ -1,12 +1,45 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Two test tiers, chosen by file name (README "Tests"):
+ *
+ * - `unit`: `*.test.ts` — in-process, a few seconds per file at most. The inner loop:
+ *   `npx vitest --project unit`.
+ * - `e2e`: `*.e2e.test.ts` — anything that starts or kills processes (the graft binary,
+ *   nx, child scripts, kill -9) or trains on real MNIST.
+ *
+ * `npm test` runs both. A new test file picks its tier by its name; nothing else to edit.
+ */
+const E2E = '**/*.e2e.test.ts';
+const SOURCES = ['packages/*/src/**', 'packages/*/*/src/**', 'tools/**'];
+
 export default defineConfig({
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'tools/**/*.test.ts'],
     // Training tests are CPU-bound; two workers match this 2-core machine.
     pool: 'forks',
     maxWorkers: 2,
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: SOURCES.map((dir) => `${dir}/*.test.ts`),
+          exclude: [E2E, '**/node_modules/**'],
+          // A unit test that needs longer than this belongs in the e2e tier.
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: SOURCES.map((dir) => `${dir}/*.e2e.test.ts`),
+          exclude: ['**/node_modules/**'],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
   },
 });

@@ -16,9 +16,11 @@ export interface BackendInfo {
 /** Kept in a variable so TypeScript does not try to resolve the optional package. */
 const TFJS_NODE = '@tensorflow/tfjs-node';
 
-type Loader = () => Promise<void>;
+/** Loads one backend and makes it the active tfjs backend; throws (with the reason) when it cannot. */
+export type BackendLoader = () => Promise<void>;
+export type BackendLoaders = Record<Exclude<BackendRequest, 'auto'>, BackendLoader>;
 
-const loaders: Record<Exclude<BackendRequest, 'auto'>, Loader> = {
+const loaders: BackendLoaders = {
   async tensorflow() {
     try {
       await import(TFJS_NODE);
@@ -69,30 +71,18 @@ async function setBackend(name: string): Promise<void> {
   }
 }
 
-const settled = new Map<BackendRequest, BackendInfo>();
-
 /**
- * Selects the compute backend (DESIGN.md §5). 'auto' takes the first of tensorflow,
- * wasm, cpu that loads and says why; an explicit request that cannot load is an error
- * rather than a silent fallback, since the user asked for it by name. Idempotent: a
- * repeated request returns the first answer as long as that backend is still active.
+ * The choice itself (DESIGN.md §5), separate from tfjs so it can be tested with any set of
+ * installed backends: 'auto' takes the first of tensorflow, wasm, cpu whose loader succeeds
+ * and says why; an explicit request that cannot load is an error rather than a silent
+ * fallback, since the user asked for it by name.
  */
-export async function initBackend(requested: BackendRequest | string, logger?: ModelLogger): Promise<BackendInfo> {
-  if (!(BACKEND_REQUESTS as readonly string[]).includes(requested)) {
-    throw new UsageError(
-      'BACKEND_UNKNOWN',
-      `unknown backend '${requested}'; use one of ${BACKEND_REQUESTS.map((b) => `'${b}'`).join(', ')}`,
-    );
-  }
-  const request = requested as BackendRequest;
-  const previous = settled.get(request);
-  if (previous && tf.getBackend() === previous.backend) return previous;
-
+export async function chooseBackend(request: BackendRequest, load: BackendLoaders): Promise<{ backend: Exclude<BackendRequest, 'auto'>; reason: string }> {
   const order: Array<Exclude<BackendRequest, 'auto'>> = request === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [request];
   const failures: string[] = [];
   for (const name of order) {
     try {
-      await loaders[name]();
+      await load[name]();
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (request !== 'auto') {
@@ -111,13 +101,34 @@ export async function initBackend(requested: BackendRequest | string, logger?: M
           ? `auto: ${name} is the fastest backend available`
           : `auto: chose ${name} because ${failures.join('; ')}`
         : `requested ${name}`;
-    const info: BackendInfo = { backend: name, tfjsVersion: tf.version_core, reason };
-    settled.set(request, info);
-    logger?.info({ backend: name, tfjs: info.tfjsVersion, reason }, `compute backend: ${name}`);
-    return info;
+    return { backend: name, reason };
   }
   // cpu is pure JS and always loads, so this only happens if tfjs itself is broken.
   throw new GraftError('BACKEND_UNAVAILABLE', `no tfjs backend could be loaded: ${failures.join('; ')}`);
+}
+
+const settled = new Map<BackendRequest, BackendInfo>();
+
+/**
+ * Selects the compute backend with chooseBackend and the real loaders. Idempotent: a
+ * repeated request returns the first answer as long as that backend is still active.
+ */
+export async function initBackend(requested: BackendRequest | string, logger?: ModelLogger): Promise<BackendInfo> {
+  if (!(BACKEND_REQUESTS as readonly string[]).includes(requested)) {
+    throw new UsageError(
+      'BACKEND_UNKNOWN',
+      `unknown backend '${requested}'; use one of ${BACKEND_REQUESTS.map((b) => `'${b}'`).join(', ')}`,
+    );
+  }
+  const request = requested as BackendRequest;
+  const previous = settled.get(request);
+  if (previous && tf.getBackend() === previous.backend) return previous;
+
+  const { backend, reason } = await chooseBackend(request, loaders);
+  const info: BackendInfo = { backend, tfjsVersion: tf.version_core, reason };
+  settled.set(request, info);
+  logger?.info({ backend, tfjs: info.tfjsVersion, reason }, `compute backend: ${backend}`);
+  return info;
 }
 
 /** The tfjs version in use (for manifests), without selecting a backend. */
