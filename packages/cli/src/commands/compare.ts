@@ -1,6 +1,6 @@
 import { resolveStoreRoot } from '@graft/artifacts';
 import { UsageError } from '@graft/core';
-import { compareRuns, formatComparison, formatRunList, listRuns, plotCurves, resolveRunRefs } from '@graft/pipeline';
+import { compareRuns, formatComparison, formatRunList, listRuns, plotCurves, resolveRunRefs } from '@graft/report';
 import type { Argv } from 'yargs';
 import type { GlobalOptions } from '../options.ts';
 

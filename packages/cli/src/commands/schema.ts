@@ -1,4 +1,5 @@
-import { defaultRegistry, pipelineJsonSchema } from '@graft/pipeline';
+import { pipelineJsonSchema } from '@graft/pipeline';
+import { defaultRegistry } from '../registry.ts';
 import type { Argv } from 'yargs';
 import type { GlobalOptions } from '../options.ts';
 

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CurvePoint, RunRecord, StageRunRecord } from '../run-record.ts';
+import type { CurvePoint, RunRecord, StageRunRecord } from '@graft/pipeline';
 
 /** Test-only: RunRecords shaped like the runner writes them for the reference chain. */
 

@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraftError, UsageError, describeSystemError } from '@graft/core';
 import { z } from 'zod';
-import type { RunRecord } from '../run-record.ts';
+import type { RunRecord } from '@graft/pipeline';
 import { formatDuration, formatMetric } from './metrics.ts';
 import { renderText } from './table.ts';
 
