@@ -5,8 +5,6 @@ import type { ProgressReporter, RngState } from '@graft/core';
 import type { CurvePoint } from '@graft/core';
 import {
   VARIABLE_ORDER,
-  accuracyOf,
-  accuracyOn,
   assignValues,
   crossEntropy,
   drawDropoutMasks,
@@ -17,11 +15,13 @@ import {
   networkVariables,
   specFromModel,
 } from '@graft/model';
-import type { Batch, LabelledImages, ModelLogger, NetworkSpec, NetworkVariables } from '@graft/model';
+import type { Batch, LabelledImages, ModelLogger, NetworkVariables } from '@graft/model';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import type { CheckpointTensor } from './checkpoint.ts';
 import { createAdam, sumOfSquares } from './optimizer.ts';
 import type { TrainingOptimizer } from './optimizer.ts';
+import { openCurveEvaluator } from './curve-evaluation.ts';
+import type { EvaluationMode } from './curve-evaluation.ts';
 
 type VariableName = keyof NetworkVariables;
 
@@ -44,6 +44,12 @@ export interface TrainOptions {
   l2: number;
   keepProb: number;
   evalEvery: number;
+  /**
+   * Where the curve's evaluations run: 'worker' on a worker thread while training goes on
+   * (same numbers, same order), 'inline' on the training thread between steps. 'auto'
+   * (default): the worker when there is a second core (curve-evaluation.ts).
+   */
+  evaluation?: EvaluationMode;
   /**
    * 'head': only the head's kernel and bias change; the base runs outside the gradient
    * tape (dropout still on, as in the seed) which skips its backward pass entirely.
@@ -113,6 +119,20 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
   const state: LoopState = { epoch: 0, steps: 0, curve: [], trainMs: 0, elapsedMs: 0, rng: rng.getState(), backend: tf.getBackend() };
   let resumedAfterEpoch: number | null = null;
   const checkpointPath = options.checkpoint ? join(options.checkpoint.dir, CHECKPOINT_FILE) : null;
+  const evaluator = openCurveEvaluator({
+    mode: options.evaluation,
+    vars,
+    spec,
+    validation,
+    trained,
+    record(point, msPerStep) {
+      state.curve.push(point);
+      logger?.info(
+        { ...point, msPerStep },
+        `epoch ${point.epoch} batch ${point.batch}: loss ${point.loss.toFixed(4)} train ${point.batchAccuracy.toFixed(4)} val ${point.valAccuracy.toFixed(4)}`,
+      );
+    },
+  });
 
   try {
     if (options.checkpoint?.resume && checkpointPath) {
@@ -172,22 +192,12 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
           );
         }
         if ((b + 1) % evalEvery === 0) {
-          const point: CurvePoint = {
-            epoch,
-            batch: b + 1,
-            step: state.steps,
-            loss: lossValue,
-            batchAccuracy: batchAccuracy(vars, spec, x, y, size),
-            valAccuracy: accuracyOn(vars, spec, validation),
-          };
-          state.curve.push(point);
-          logger?.info(
-            { ...point, msPerStep: round(state.trainMs / state.steps, 2) },
-            `epoch ${epoch} batch ${b + 1}: loss ${point.loss.toFixed(4)} train ${point.batchAccuracy.toFixed(4)} val ${point.valAccuracy.toFixed(4)}`,
-          );
+          await evaluator.submit({ epoch, batch: b + 1, step: state.steps, loss: lossValue }, { x, y, size }, round(state.trainMs / state.steps, 2));
         }
         progress?.update(state.steps, { epoch, batch: b + 1, ...valField(state) });
       }
+      // The checkpoint carries the curve so far: every point of this epoch must be in it.
+      await evaluator.drain();
       state.epoch = epoch;
       state.elapsedMs = elapsedBefore + (performance.now() - sessionStart);
       state.rng = rng.getState();
@@ -200,6 +210,7 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
       }
       await options.onEpochEnd?.(epoch);
     }
+    await evaluator.drain();
     state.elapsedMs = elapsedBefore + (performance.now() - sessionStart);
     return {
       curve: state.curve,
@@ -210,14 +221,8 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
     };
   } finally {
     optimizer.dispose();
+    await evaluator.close();
   }
-}
-
-function batchAccuracy(vars: NetworkVariables, spec: NetworkSpec, x: Float32Array, y: Int32Array, size: number): number {
-  const predicted = tf.tidy(() => tf.argMax(headLogits(vars, features(vars, inputTensor(x, size, spec), spec, null)), 1));
-  const values = predicted.dataSync();
-  predicted.dispose();
-  return accuracyOf(values, y);
 }
 
 function valField(state: LoopState): Record<string, number> {

@@ -1,0 +1,266 @@
+/**
+ * The training curve's evaluations (every `evalEvery` batches: the batch's accuracy and
+ * the whole validation set's, dropout off, with the weights right after that step).
+ *
+ * Evaluation never changes training, so it can run on the machine's other core: the
+ * 'worker' evaluator copies the weights at each curve point and sends them to a worker
+ * thread (curve-evaluation.worker.ts) with its own tfjs instance, while the training
+ * thread goes on with the next batches. The worker runs the same code on the same backend
+ * and kernels, so every number is the one the training thread would have computed, and
+ * points are recorded strictly in step order. The 'inline' evaluator is the plain
+ * in-thread path, used on a 1-core machine, for backends a worker cannot load, and when
+ * GRAFT_EVALUATION=inline.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { GraftError } from '@graft/core';
+import type { CurvePoint } from '@graft/core';
+import { VARIABLE_ORDER, accuracyOf, accuracyOn, features, headLogits, inputTensor } from '@graft/model';
+import type { LabelledImages, NetworkSpec, NetworkVariables } from '@graft/model';
+
+type VariableName = keyof NetworkVariables;
+
+export type EvaluationMode = 'auto' | 'worker' | 'inline';
+export const EVALUATION_ENV = 'GRAFT_EVALUATION';
+
+/** What the loop knows of a curve point when it submits it; the accuracies come from the evaluator. */
+export type PointAt = Omit<CurvePoint, 'batchAccuracy' | 'valAccuracy'>;
+
+export interface StepBatch {
+  x: Float32Array;
+  y: Int32Array;
+  size: number;
+}
+
+export interface CurveEvaluator {
+  readonly mode: 'worker' | 'inline';
+  /**
+   * Evaluates the weights as they are now. `record` is called with the point, in submission
+   * order: at once (inline) or when the worker answers. Resolves when the loop may go on
+   * (the worker evaluator keeps at most two points in flight, so snapshots cannot pile up).
+   */
+  submit(at: PointAt, batch: StepBatch, msPerStep: number): Promise<void>;
+  /** Resolves once every submitted point is recorded; rejects if an evaluation failed. */
+  drain(): Promise<void>;
+  /** Stops the worker, if any. Safe to call more than once and after a failure. */
+  close(): Promise<void>;
+}
+
+export interface CurveEvaluatorOptions {
+  mode?: EvaluationMode;
+  vars: NetworkVariables;
+  spec: NetworkSpec;
+  validation: LabelledImages;
+  /** Variables the loop changes; the worker receives only these after the first point. */
+  trained: readonly VariableName[];
+  record(point: CurvePoint, msPerStep: number): void;
+}
+
+/** The accuracies of one curve point: the step's batch and the validation set, dropout off. */
+export function pointAccuracies(
+  vars: NetworkVariables,
+  spec: NetworkSpec,
+  batch: StepBatch,
+  validation: LabelledImages,
+): { batchAccuracy: number; valAccuracy: number } {
+  const predicted = tf.tidy(() => tf.argMax(headLogits(vars, features(vars, inputTensor(batch.x, batch.size, spec), spec, null)), 1));
+  const values = predicted.dataSync();
+  predicted.dispose();
+  return { batchAccuracy: accuracyOf(values, batch.y), valAccuracy: accuracyOn(vars, spec, validation) };
+}
+
+/**
+ * 'auto' picks the worker when the machine has a second core and the backend is one a
+ * worker thread can load (wasm, cpu; tfjs-node is native and multi-threaded already);
+ * GRAFT_EVALUATION=inline|worker overrides 'auto'.
+ */
+export function chooseEvaluationMode(mode: EvaluationMode, backend: string, cores = availableParallelism()): 'worker' | 'inline' {
+  const requested = mode === 'auto' ? envMode() : mode;
+  if (requested !== 'auto') return requested;
+  return cores > 1 && (backend === 'wasm' || backend === 'cpu') ? 'worker' : 'inline';
+}
+
+function envMode(): EvaluationMode {
+  const value = process.env[EVALUATION_ENV];
+  if (value === undefined || value === '' || value === 'auto') return 'auto';
+  if (value === 'worker' || value === 'inline') return value;
+  throw new GraftError('BAD_ENVIRONMENT', `${EVALUATION_ENV}=${value} is not one of auto, worker, inline; unset it or pick one`, { exitCode: 2 });
+}
+
+export function openCurveEvaluator(options: CurveEvaluatorOptions): CurveEvaluator {
+  const mode = chooseEvaluationMode(options.mode ?? 'auto', tf.getBackend());
+  return mode === 'worker' ? new WorkerEvaluator(options) : new InlineEvaluator(options);
+}
+
+class InlineEvaluator implements CurveEvaluator {
+  readonly mode = 'inline';
+  constructor(private readonly options: CurveEvaluatorOptions) {}
+
+  async submit(at: PointAt, batch: StepBatch, msPerStep: number): Promise<void> {
+    const { vars, spec, validation } = this.options;
+    this.options.record({ ...at, ...pointAccuracies(vars, spec, batch, validation) }, msPerStep);
+  }
+
+  async drain(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+// ---------------------------------------------------------------------------------
+// The worker evaluator and its message protocol.
+
+export type WorkerRequest =
+  | { type: 'init'; backend: string; spec: NetworkSpec; validation: LabelledImages }
+  | {
+      type: 'evaluate';
+      id: number;
+      weights: Partial<Record<VariableName, Float32Array>>;
+      shapes: Partial<Record<VariableName, number[]>>;
+      batch: StepBatch;
+    };
+
+export type WorkerReply =
+  | { type: 'result'; id: number; batchAccuracy: number; valAccuracy: number }
+  | { type: 'error'; message: string; stack?: string };
+
+/** Points in flight before submit() waits; each holds a copy of the changed weights (8.6 MB for fc1). */
+const MAX_IN_FLIGHT = 2;
+
+interface InFlight {
+  id: number;
+  at: PointAt;
+  msPerStep: number;
+}
+
+class WorkerEvaluator implements CurveEvaluator {
+  readonly mode = 'worker';
+  private readonly worker: Worker;
+  private readonly inFlight: InFlight[] = [];
+  private nextId = 0;
+  private sentAll = false;
+  private failure: Error | null = null;
+  private closed = false;
+  private waiters: Array<() => void> = [];
+
+  constructor(private readonly options: CurveEvaluatorOptions) {
+    this.worker = spawnEvaluationWorker();
+    this.worker.on('message', (reply: WorkerReply) => this.onReply(reply));
+    this.worker.on('error', (error) => this.fail(`the evaluation worker crashed: ${error.message}`, error));
+    this.worker.on('exit', (code) => {
+      if (!this.closed) this.fail(`the evaluation worker exited (code ${code}) before training finished`);
+    });
+    const { validation, spec } = options;
+    // A copy the worker owns (the caller's images may be a view into a larger Arrow buffer).
+    const request: WorkerRequest = {
+      type: 'init',
+      backend: tf.getBackend(),
+      spec,
+      validation: {
+        length: validation.length,
+        rows: validation.rows,
+        cols: validation.cols,
+        images: validation.images.slice(),
+        labels: Int32Array.from(validation.labels),
+      },
+    };
+    this.worker.postMessage(request);
+  }
+
+  async submit(at: PointAt, batch: StepBatch, msPerStep: number): Promise<void> {
+    this.throwIfFailed();
+    const names = this.sentAll ? this.options.trained : VARIABLE_ORDER;
+    const weights: Partial<Record<VariableName, Float32Array>> = {};
+    const shapes: Partial<Record<VariableName, number[]>> = {};
+    const transfer: ArrayBuffer[] = [];
+    for (const name of names) {
+      // A private copy: the cpu backend's dataSync returns its live storage.
+      const values = (this.options.vars[name].dataSync() as Float32Array).slice();
+      weights[name] = values;
+      shapes[name] = this.options.vars[name].shape;
+      transfer.push(values.buffer as ArrayBuffer);
+    }
+    this.sentAll = true;
+    const id = this.nextId++;
+    this.inFlight.push({ id, at, msPerStep });
+    const request: WorkerRequest = { type: 'evaluate', id, weights, shapes, batch: { x: batch.x.slice(), y: batch.y.slice(), size: batch.size } };
+    this.worker.postMessage(request, transfer);
+    await this.waitUntil(() => this.inFlight.length < MAX_IN_FLIGHT);
+  }
+
+  drain(): Promise<void> {
+    return this.waitUntil(() => this.inFlight.length === 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.worker.terminate();
+  }
+
+  private onReply(reply: WorkerReply): void {
+    if (reply.type === 'error') {
+      this.fail(`an evaluation in the worker failed: ${reply.message}`);
+      return;
+    }
+    const head = this.inFlight[0];
+    if (!head || head.id !== reply.id) {
+      this.fail(`the evaluation worker answered point ${reply.id} out of order (expected ${head?.id ?? 'none'})`);
+      return;
+    }
+    this.inFlight.shift();
+    try {
+      this.options.record({ ...head.at, batchAccuracy: reply.batchAccuracy, valAccuracy: reply.valAccuracy }, head.msPerStep);
+    } catch (error) {
+      this.fail(`recording a curve point failed: ${error instanceof Error ? error.message : String(error)}`, error);
+      return;
+    }
+    this.notify();
+  }
+
+  private fail(message: string, cause?: unknown): void {
+    if (this.failure) return;
+    this.failure = new GraftError(
+      'EVALUATION_FAILED',
+      `${message}. Nothing was published; rerun, or set ${EVALUATION_ENV}=inline to evaluate on the training thread.`,
+      cause === undefined ? {} : { cause },
+    );
+    this.notify();
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  private async waitUntil(done: () => boolean): Promise<void> {
+    for (;;) {
+      this.throwIfFailed();
+      if (done()) return;
+      await new Promise<void>((wake) => this.waiters.push(wake));
+    }
+  }
+}
+
+/**
+ * The worker's entry module. From source (tsx, vitest) it is `curve-evaluation.worker.ts`,
+ * started through a two-line ES module bootstrap that registers tsx's loader in the new
+ * thread first (loader hooks registered with tsx's API are not inherited by workers). A
+ * bundled build ships the entry compiled as `curve-evaluation.worker.mjs` next to the
+ * bundle that contains this code (import.meta.url then names the bundle, not a .ts file).
+ */
+export const EVALUATION_WORKER_ENTRY = 'curve-evaluation.worker';
+
+function spawnEvaluationWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) {
+    return new Worker(new URL(`./${EVALUATION_WORKER_ENTRY}.mjs`, import.meta.url));
+  }
+  const entry = new URL(`./${EVALUATION_WORKER_ENTRY}.ts`, import.meta.url);
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `import { register } from ${JSON.stringify(tsx)};\nregister();\nawait import(${JSON.stringify(entry.href)});\n`;
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`));
+}
