@@ -1,6 +1,7 @@
 import { lstat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GraftError, JsonFileError, canonicalJson, formatZodIssues, parseJsonBytes, readJsonFile, type ArtifactManifest } from '@graft/core';
+import { RUNS_DIR } from '@graft/runs';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { errnoCode, hashFile, storeIoError } from './fs-util.ts';
@@ -20,11 +21,12 @@ export const MANIFEST_FILE = 'manifest.json';
 export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** Keys are sha256 hex in practice; anything that is one safe, dot-free path segment is accepted. */
 export const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
-export const RESERVED_NAMES: ReadonlySet<string> = new Set(['runs']);
+/** Top-level store directories that are not stages: `runs/` belongs to @graft/runs. */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set([RUNS_DIR]);
 
 export function checkNames(stage: string, key: string): void {
   if (typeof stage !== 'string' || !STAGE_NAME.test(stage) || RESERVED_NAMES.has(stage)) {
-    throw new GraftError('ARTIFACT_BAD_NAME', `Invalid stage name ${JSON.stringify(stage)}: use letters, digits, '-' and '_' (not "runs").`);
+    throw new GraftError('ARTIFACT_BAD_NAME', `Invalid stage name ${JSON.stringify(stage)}: use letters, digits, '-' and '_' (not "${RUNS_DIR}").`);
   }
   if (typeof key !== 'string' || !KEY_PATTERN.test(key)) {
     throw new GraftError('ARTIFACT_BAD_NAME', `Invalid artifact key ${JSON.stringify(key)}: expected a sha256 hex string from computeKey().`);

@@ -113,7 +113,7 @@ function compareStrings(a: string, b: string): number {
  *   <root>/.tmp/<stage>.<key>.<pid>.<token>/    artifacts being built (pid: gc tells live from dead)
  *   <root>/.checkpoints/<stage>/<key>/          resumable state of unfinished builds
  *   <root>/.locks/<stage>/<key>.lock            one builder per key
- *   <root>/runs/                                run records, owned by @graft/pipeline
+ *   <root>/runs/                                run records, owned by @graft/runs
  *
  * An artifact becomes visible only by the rename of a complete temp dir whose
  * manifest.json was written last and flushed, so a crash at any moment leaves at most

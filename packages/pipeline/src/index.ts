@@ -1,6 +1,5 @@
 export { BACKENDS, ConfigError, entriesFor, parseOverrideValue, pipelineJsonSchema, readConfigFile, resolveConfig } from './config.ts';
 export type { BackendName, ConfigOverrides, ConfigProblem, ResolvedConfig, ResolvedEntry, StageRegistry, WrittenConfig } from './config.ts';
-export { newRunId, runDir, runPipeline, summariseMetrics } from './runner.ts';
+export { runPipeline, summariseMetrics } from './runner.ts';
 export type { RunOptions } from './runner.ts';
-export type { CurvePoint, RunRecord, StageRunRecord } from './run-record.ts';
 export { GRAFT_VERSION } from './version.ts';

@@ -7,8 +7,8 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { resolveConfig, type StageRegistry } from './config.ts';
-import type { RunRecord } from './run-record.ts';
-import { newRunId, runPipeline } from './runner.ts';
+import { newRunId, runRecordPath, type RunRecord } from '@graft/runs';
+import { runPipeline } from './runner.ts';
 
 /** Real stages in miniature: each writes a file derived from its params and inputs. */
 const calls: string[] = [];
@@ -130,7 +130,7 @@ describe('runPipeline', () => {
 
   it('writes run.json with the resolved config, keys, hits and metrics', async () => {
     const record = await run('all');
-    const onDisk = JSON.parse(await readFile(join(root, 'runs', record.runId, 'run.json'), 'utf8')) as RunRecord;
+    const onDisk = JSON.parse(await readFile(runRecordPath(root, record.runId), 'utf8')) as RunRecord;
     expect(onDisk.status).toBe('succeeded');
     expect(onDisk.stages.double).toMatchObject({ stage: 'scale', cached: false, params: { factor: 2, fail: false }, inputs: { data: 'make' } });
     expect(onDisk.stages.double!.key).toMatch(/^[0-9a-f]{64}$/);

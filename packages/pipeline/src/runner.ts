@@ -1,12 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { ArtifactStore, CorruptArtifactError, computeKey } from '@graft/artifacts';
 import { GraftError, isGraftError, type InputArtifact, type ProgressReporter, type StageDefinition } from '@graft/core';
 import type { Logger } from 'pino';
 import { entriesFor, type ResolvedConfig, type StageRegistry } from './config.ts';
-import type { RunRecord, StageRunRecord } from './run-record.ts';
+import { writeRunRecord, type RunRecord, type StageRunRecord } from '@graft/runs';
 import { GRAFT_VERSION } from './version.ts';
 
 export interface RunOptions {
@@ -28,16 +26,6 @@ export interface RunOptions {
   rebuildCorrupt?: boolean;
 }
 
-/** Sortable, unique run id: UTC timestamp plus a random suffix. */
-export function newRunId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').replace(/\..*$/, '');
-  return `${stamp}-${Math.random().toString(16).slice(2, 8)}`;
-}
-
-export function runDir(storeRoot: string, runId: string): string {
-  return join(storeRoot, 'runs', runId);
-}
-
 let cachedCommit: { value: string | undefined } | undefined;
 /** The checkout's commit, if graft runs from a git checkout (asked once per process). */
 function gitCommit(): string | undefined {
@@ -49,15 +37,6 @@ function gitCommit(): string | undefined {
     }
   }
   return cachedCommit.value;
-}
-
-async function writeRunRecord(storeRoot: string, record: RunRecord): Promise<void> {
-  const dir = runDir(storeRoot, record.runId);
-  await mkdir(dir, { recursive: true });
-  // Temp file + rename: a reader (graft runs ls) never sees half a record.
-  const tmp = join(dir, `.run.json.${process.pid}.tmp`);
-  await writeFile(tmp, JSON.stringify(record, null, 2) + '\n');
-  await rename(tmp, join(dir, 'run.json'));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { UsageError, canonicalJson } from '@graft/core';
-import type { RunRecord } from '@graft/pipeline';
+import type { RunRecord } from '@graft/runs';
 import { flattenMetrics, flattenParams } from './metrics.ts';
 
 /** The runs being compared, in the order given; the first is the baseline of every delta. */

@@ -1,6 +1,6 @@
 import { UsageError } from '@graft/core';
 import type { Comparison } from './compare.ts';
-import { shortDate } from './list.ts';
+import { shortDate } from '@graft/runs';
 import { formatDelta, formatMetric, formatSpread } from './metrics.ts';
 import { renderMarkdown, renderText, type Align, type Table } from './table.ts';
 

@@ -1,5 +1,5 @@
-export { listRuns, resolveRunRefs, formatRunList, summariseRun } from './list.ts';
-export type { RunList, RunListWarning, RunSummary } from './list.ts';
+export { formatRunList, summariseRun } from './list.ts';
+export type { RunSummary } from './list.ts';
 export { compareRuns } from './compare.ts';
 export type { Comparison, ComparedRun, EntryComparison, MetricComparison, MetricSpread, ParamDifference, SeedGroup } from './compare.ts';
 export { formatComparison } from './format.ts';

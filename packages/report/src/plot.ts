@@ -5,7 +5,7 @@ import { GraftError, UsageError, atomicWriteFile, describeSystemError } from '@g
 // vega, vega-lite and resvg load on first use (~0.5 s): every graft command imports this
 // package, and only `compare --plot` needs them.
 import type { TopLevelSpec } from 'vega-lite';
-import type { RunRecord } from '@graft/pipeline';
+import type { RunRecord } from '@graft/runs';
 
 /** One point of one curve, as fed to vega-lite. */
 export interface CurveDatum {

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CurvePoint, RunRecord, StageRunRecord } from '@graft/pipeline';
+import { RUN_RECORD_FILE, runDir, type CurvePoint, type RunRecord, type StageRunRecord } from '@graft/runs';
 
 /** Test-only: RunRecords shaped like the runner writes them for the reference chain. */
 
@@ -97,7 +97,7 @@ export async function tempStore(): Promise<string> {
 
 export async function writeRun(storeRoot: string, run: RunRecord | string, dirName?: string): Promise<void> {
   const name = dirName ?? (typeof run === 'string' ? 'broken' : run.runId);
-  const dir = join(storeRoot, 'runs', name);
+  const dir = runDir(storeRoot, name);
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'run.json'), typeof run === 'string' ? run : JSON.stringify(run, null, 2));
+  await writeFile(join(dir, RUN_RECORD_FILE), typeof run === 'string' ? run : JSON.stringify(run, null, 2));
 }

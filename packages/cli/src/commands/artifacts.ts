@@ -1,6 +1,6 @@
 import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
 import { GraftError, UsageError } from '@graft/core';
-import { listRuns } from '@graft/report';
+import { listRuns } from '@graft/runs';
 import type { Argv } from 'yargs';
 import type { GlobalOptions } from '../options.ts';
 

@@ -1,6 +1,7 @@
 import { resolveStoreRoot } from '@graft/artifacts';
 import { UsageError } from '@graft/core';
-import { compareRuns, formatComparison, formatRunList, listRuns, plotCurves, resolveRunRefs } from '@graft/report';
+import { compareRuns, formatComparison, formatRunList, plotCurves } from '@graft/report';
+import { listRuns, resolveRunRefs } from '@graft/runs';
 import type { Argv } from 'yargs';
 import type { GlobalOptions } from '../options.ts';
 

@@ -2,7 +2,8 @@ import { accessSync, constants, mkdirSync } from 'node:fs';
 import { relative } from 'node:path';
 import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
 import { GraftError, UsageError, describeSystemError } from '@graft/core';
-import { entriesFor, newRunId, readConfigFile, resolveConfig, runDir, runPipeline, summariseMetrics, type RunRecord } from '@graft/pipeline';
+import { entriesFor, readConfigFile, resolveConfig, runPipeline, summariseMetrics } from '@graft/pipeline';
+import { newRunId, runLogPath, type RunRecord } from '@graft/runs';
 import { defaultRegistry } from '../registry.ts';
 import type { Argv } from 'yargs';
 import { createLogger, createProgressFactory } from '../logging.ts';
@@ -54,7 +55,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
       const records: RunRecord[] = [];
       for (const config of configs) {
         const runId = newRunId();
-        const logger = createLogger({ logFile: `${runDir(store.root, runId)}/log.ndjson`, level: argv.verbose ? 'debug' : 'info' });
+        const logger = createLogger({ logFile: runLogPath(store.root, runId), level: argv.verbose ? 'debug' : 'info' });
         const record = await runPipeline({
           config,
           configPath: relative(process.cwd(), configPath) || configPath,
