@@ -134,7 +134,8 @@ interface InFlight {
 
 class WorkerEvaluator implements CurveEvaluator {
   readonly mode = 'worker';
-  private readonly worker: Worker;
+  /** Started at the first point, so a loop that never evaluates (bench) never pays for it. */
+  private worker: Worker | null = null;
   private readonly inFlight: InFlight[] = [];
   private nextId = 0;
   private sentAll = false;
@@ -142,14 +143,16 @@ class WorkerEvaluator implements CurveEvaluator {
   private closed = false;
   private waiters: Array<() => void> = [];
 
-  constructor(private readonly options: CurveEvaluatorOptions) {
-    this.worker = spawnEvaluationWorker();
-    this.worker.on('message', (reply: WorkerReply) => this.onReply(reply));
-    this.worker.on('error', (error) => this.fail(`the evaluation worker crashed: ${error.message}`, error));
-    this.worker.on('exit', (code) => {
+  constructor(private readonly options: CurveEvaluatorOptions) {}
+
+  private start(): Worker {
+    const worker = spawnEvaluationWorker();
+    worker.on('message', (reply: WorkerReply) => this.onReply(reply));
+    worker.on('error', (error) => this.fail(`the evaluation worker crashed: ${error.message}`, error));
+    worker.on('exit', (code) => {
       if (!this.closed) this.fail(`the evaluation worker exited (code ${code}) before training finished`);
     });
-    const { validation, spec } = options;
+    const { validation, spec } = this.options;
     // A copy the worker owns (the caller's images may be a view into a larger Arrow buffer).
     const request: WorkerRequest = {
       type: 'init',
@@ -163,11 +166,14 @@ class WorkerEvaluator implements CurveEvaluator {
         labels: Int32Array.from(validation.labels),
       },
     };
-    this.worker.postMessage(request);
+    worker.postMessage(request);
+    return worker;
   }
 
   async submit(at: PointAt, batch: StepBatch, msPerStep: number): Promise<void> {
     this.throwIfFailed();
+    if (this.closed) throw new Error('submit() after close()');
+    this.worker ??= this.start();
     const names = this.sentAll ? this.options.trained : VARIABLE_ORDER;
     const weights: Partial<Record<VariableName, Float32Array>> = {};
     const shapes: Partial<Record<VariableName, number[]>> = {};
@@ -194,7 +200,7 @@ class WorkerEvaluator implements CurveEvaluator {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.worker.terminate();
+    await this.worker?.terminate();
   }
 
   private onReply(reply: WorkerReply): void {
