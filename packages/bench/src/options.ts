@@ -1,7 +1,7 @@
-import { UsageError } from '@graft/core';
+import { BACKEND_REQUESTS, UsageError, isBackendRequest, type BackendRequest } from '@graft/core';
 
-/** Requests initBackend understands (kept here so validating options does not load tfjs). */
-export const BENCH_BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+/** Requests initBackend understands: the one list in @graft/core (importing it loads no tfjs). */
+export const BENCH_BACKENDS = BACKEND_REQUESTS;
 
 /** What `graft bench` accepts; every field is optional. */
 export interface BenchOptions {
@@ -35,7 +35,7 @@ export interface BenchOptions {
 }
 
 export interface ResolvedBenchOptions {
-  backends: string[];
+  backends: BackendRequest[];
   steps: number;
   warmupSteps: number;
   batchSize: number;
@@ -69,11 +69,12 @@ export function resolveBenchOptions(options: BenchOptions = {}): ResolvedBenchOp
     if (!Number.isInteger(value) || value < min) problems.push(`${name} must be an integer >= ${min}, got ${String(value)}`);
     return value;
   };
-  const backends = parseBackendList(options.backends ?? ['auto']);
-  if (backends.length === 0) problems.push(`backends is empty; name one or more of ${BENCH_BACKENDS.join(', ')}`);
-  for (const b of backends) {
-    if (!(BENCH_BACKENDS as readonly string[]).includes(b)) problems.push(`unknown backend '${b}'; use ${BENCH_BACKENDS.join(', ')} (a comma list or a repeated --backend)`);
+  const named = parseBackendList(options.backends ?? ['auto']);
+  if (named.length === 0) problems.push(`backends is empty; name one or more of ${BENCH_BACKENDS.join(', ')}`);
+  for (const b of named) {
+    if (!isBackendRequest(b)) problems.push(`unknown backend '${b}'; use ${BENCH_BACKENDS.join(', ')} (a comma list or a repeated --backend)`);
   }
+  const backends = named.filter(isBackendRequest);
   const steps = int('steps', options.steps, 50, 1);
   const scalingBatchSizes = [...(options.scalingBatchSizes ?? [50, 100, 200])];
   scalingBatchSizes.forEach((b, i) => int(`scalingBatchSizes[${i}]`, b, 1, 1));

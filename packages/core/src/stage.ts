@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import type { BackendRequest } from './backends.ts';
 
 /** One file of an artifact, as recorded in its manifest. `path` is relative to the artifact dir, POSIX separators. */
 export interface ArtifactFile {
@@ -66,8 +67,8 @@ export interface StageContext<Params> {
   outDir: string;
   logger: Logger;
   progress: ProgressReporter;
-  /** Compute backend requested for this run: 'auto' | 'tensorflow' | 'wasm' | 'cpu'. */
-  backend: string;
+  /** Compute backend requested for this run. */
+  backend: BackendRequest;
   /**
    * A directory that survives a crash of this stage for this key (inside the store),
    * for checkpoints. Removed by the runner once the artifact is published.

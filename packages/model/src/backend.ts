@@ -1,13 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { GraftError, UsageError } from '@graft/core';
+import { BACKEND_REQUESTS, COMPUTE_BACKENDS, GraftError, UsageError, isBackendRequest, type BackendRequest, type ComputeBackend } from '@graft/core';
 import type { ModelLogger } from './logger.ts';
 
-export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_REQUESTS: readonly BackendRequest[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export { BACKEND_REQUESTS, type BackendRequest } from '@graft/core';
 
 export interface BackendInfo {
-  /** tfjs backend name in use: 'tensorflow' | 'wasm' | 'cpu'. */
-  backend: string;
+  /** tfjs backend in use. */
+  backend: ComputeBackend;
   tfjsVersion: string;
   /** Why this backend: what was requested and what failed on the way. */
   reason: string;
@@ -18,7 +17,7 @@ const TFJS_NODE = '@tensorflow/tfjs-node';
 
 /** Loads one backend and makes it the active tfjs backend; throws (with the reason) when it cannot. */
 export type BackendLoader = () => Promise<void>;
-export type BackendLoaders = Record<Exclude<BackendRequest, 'auto'>, BackendLoader>;
+export type BackendLoaders = Record<ComputeBackend, BackendLoader>;
 
 const loaders: BackendLoaders = {
   async tensorflow() {
@@ -77,8 +76,8 @@ async function setBackend(name: string): Promise<void> {
  * and says why; an explicit request that cannot load is an error rather than a silent
  * fallback, since the user asked for it by name.
  */
-export async function chooseBackend(request: BackendRequest, load: BackendLoaders): Promise<{ backend: Exclude<BackendRequest, 'auto'>; reason: string }> {
-  const order: Array<Exclude<BackendRequest, 'auto'>> = request === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [request];
+export async function chooseBackend(request: BackendRequest, load: BackendLoaders): Promise<{ backend: ComputeBackend; reason: string }> {
+  const order: readonly ComputeBackend[] = request === 'auto' ? COMPUTE_BACKENDS : [request];
   const failures: string[] = [];
   for (const name of order) {
     try {
@@ -88,7 +87,7 @@ export async function chooseBackend(request: BackendRequest, load: BackendLoader
       if (request !== 'auto') {
         throw new GraftError(
           'BACKEND_UNAVAILABLE',
-          `backend '${name}' is not available: ${message}. Choose another with --backend auto|wasm|cpu.`,
+          `backend '${name}' is not available: ${message}. Choose another with --backend ${BACKEND_REQUESTS.filter((b) => b !== name).join('|')}.`,
           { cause: error },
         );
       }
@@ -114,13 +113,13 @@ const settled = new Map<BackendRequest, BackendInfo>();
  * repeated request returns the first answer as long as that backend is still active.
  */
 export async function initBackend(requested: BackendRequest | string, logger?: ModelLogger): Promise<BackendInfo> {
-  if (!(BACKEND_REQUESTS as readonly string[]).includes(requested)) {
+  if (!isBackendRequest(requested)) {
     throw new UsageError(
       'BACKEND_UNKNOWN',
       `unknown backend '${requested}'; use one of ${BACKEND_REQUESTS.map((b) => `'${b}'`).join(', ')}`,
     );
   }
-  const request = requested as BackendRequest;
+  const request = requested;
   const previous = settled.get(request);
   if (previous && tf.getBackend() === previous.backend) return previous;
 

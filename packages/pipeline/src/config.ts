@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { UsageError, describeSystemError, zodProblems, type Problem, type StageDefinition } from '@graft/core';
+import { BACKEND_REQUESTS, UsageError, describeSystemError, isBackendRequest, zodProblems, type BackendRequest, type Problem, type StageDefinition } from '@graft/core';
 import { z } from 'zod';
 
 /**
@@ -9,8 +9,6 @@ import { z } from 'zod';
  * ConfigError listing them with their JSON paths, so a user fixes a config in one pass.
  */
 
-export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
 
 const ENTRY_NAME = /^[a-z][a-z0-9-]*$/;
 
@@ -28,7 +26,7 @@ const configSchema = z.strictObject({
   $schema: z.string().optional(),
   name: z.string().optional(),
   description: z.string().optional(),
-  backend: z.enum(BACKENDS).optional().describe('Compute backend for training stages (default auto)'),
+  backend: z.enum(BACKEND_REQUESTS).optional().describe('Compute backend for training stages (default auto)'),
   seed: z.number().int().min(0).optional().describe('Seed for every entry that has a seed param, unless the entry sets its own'),
   entries: z.record(z.string(), entrySchema),
 });
@@ -47,7 +45,7 @@ export interface ResolvedEntry {
 
 export interface ResolvedConfig {
   name: string;
-  backend: BackendName;
+  backend: BackendRequest;
   seed?: number;
   /** In a topological order (every entry after its inputs). */
   entries: ResolvedEntry[];
@@ -146,8 +144,8 @@ export function resolveConfig(raw: unknown, registry: StageRegistry, source: str
   // structuredClone: overrides must not mutate the caller's object.
   const written = structuredClone(shape.data);
 
-  if (overrides.backend !== undefined && !(BACKENDS as readonly string[]).includes(overrides.backend)) {
-    problems.push({ path: '--backend', message: `unknown backend "${overrides.backend}"; use one of ${BACKENDS.join(', ')}` });
+  if (overrides.backend !== undefined && !isBackendRequest(overrides.backend)) {
+    problems.push({ path: '--backend', message: `unknown backend "${overrides.backend}"; use one of ${BACKEND_REQUESTS.join(', ')}` });
   }
   const seedOverride = overrides.seed;
   if (seedOverride !== undefined && (!Number.isInteger(seedOverride) || seedOverride < 0)) {
@@ -207,7 +205,7 @@ export function resolveConfig(raw: unknown, registry: StageRegistry, source: str
   if (problems.length > 0) throw new ConfigError(source, problems);
   return {
     name: written.name ?? source.replace(/^.*\//, '').replace(/\.json$/, ''),
-    backend: (overrides.backend ?? written.backend ?? 'auto') as BackendName,
+    backend: (overrides.backend ?? written.backend ?? 'auto') as BackendRequest,
     ...(globalSeed === undefined ? {} : { seed: globalSeed }),
     entries: order.map((name) => entries.get(name)!),
   };

