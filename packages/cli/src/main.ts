@@ -49,11 +49,12 @@ export async function main(args: string[]): Promise<number> {
 
 function reportError(error: unknown, verbose: boolean): number {
   if (isGraftError(error)) {
-    process.stderr.write(`graft: ${error.message}\n`);
+    // The code first: stable across versions, so users can search for it and scripts can match it.
+    process.stderr.write(`graft: [${error.code}] ${error.message}\n`);
     if (verbose && error.cause) process.stderr.write(`caused by: ${(error.cause as Error)?.stack ?? String(error.cause)}\n`);
     return error.exitCode;
   }
-  process.stderr.write(`graft: unexpected error: ${verbose ? ((error as Error)?.stack ?? String(error)) : error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`graft: [UNEXPECTED] unexpected error: ${verbose ? ((error as Error)?.stack ?? String(error)) : error instanceof Error ? error.message : String(error)}\n`);
   if (!verbose) process.stderr.write('Run again with --verbose for the stack trace.\n');
   return 1;
 }

@@ -99,7 +99,20 @@ describe('resolveConfig', () => {
     const config = resolveConfig(valid, registry, 'x.json', { set: ['fit.epochs=5', 'fit.mode=b'] });
     expect(config.entries.find((e) => e.name === 'fit')!.params).toMatchObject({ epochs: 5, mode: 'b' });
     const problems = problemsOf(valid, { set: ['fit.epochs=-2', 'nope.x=1', 'garbage'] });
-    expect(problems.map((p) => p.path)).toEqual(expect.arrayContaining(['entries.fit.params.epochs', '--set nope.x=1', '--set garbage']));
+    expect(problems.map((p) => p.path)).toEqual(expect.arrayContaining(['--set fit.epochs=-2', '--set nope.x=1', '--set garbage']));
+  });
+
+  it('names the --set flag, not a config path, for a bad value or unknown param it supplied; the file\'s own mistakes keep their paths', () => {
+    const raw = { ...valid, entries: { ...valid.entries, fit: { ...valid.entries.fit, params: { epochs: 3, mode: 'c' } } } };
+    const problems = problemsOf(raw, { set: ['fit.epochs=abc', 'fit.epochz=3'] });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        { path: '--set fit.epochs=abc', message: expect.stringMatching(/expected number/) },
+        { path: '--set fit.epochz=3', message: 'unknown key "epochz"' },
+        { path: 'entries.fit.params.mode', message: expect.stringMatching(/"a"\|"b"/) },
+      ]),
+    );
+    expect(problems.some((p) => p.path.includes('epochs') && p.path.startsWith('entries.'))).toBe(false);
   });
 
   it('does not mutate the config object it was given', () => {

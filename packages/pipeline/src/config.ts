@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { BACKEND_REQUESTS, UsageError, describeSystemError, isBackendRequest, zodProblems, type BackendRequest, type Problem, type StageDefinition } from '@graft/core';
+import { BACKEND_REQUESTS, UsageError, describeSystemError, isBackendRequest, formatJsonPath, zodProblems, type BackendRequest, type Problem, type StageDefinition } from '@graft/core';
 import { z } from 'zod';
 
 /**
@@ -93,6 +93,26 @@ export async function readConfigFile(path: string): Promise<unknown> {
   }
 }
 
+/**
+ * Params problems with their JSON path, except those about a value that came from
+ * `--set entry.param=value`: those name the flag, since the config file holds no such
+ * value and the user must fix the command line, not the file.
+ */
+function blameOverrides(error: z.ZodError, entryName: string, assignments: readonly string[], prefix: string): ConfigProblem[] {
+  const overridden = assignments.flatMap((assignment) => {
+    const match = /^([^.=]+)\.([^=]+)=/s.exec(assignment);
+    return match && match[1] === entryName ? [{ assignment, path: formatJsonPath(match[2]!.split('.')) }] : [];
+  });
+  return error.issues.flatMap((issue) => {
+    // An unknown key is about that key's path, not the object holding it.
+    const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((key) => formatJsonPath([...issue.path, key])) : [formatJsonPath(issue.path)];
+    // The last --set of a path wins, as it does when applied.
+    const culprit = overridden.findLast((o) => paths.some((path) => path === o.path || path.startsWith(`${o.path}.`) || path.startsWith(`${o.path}[`)));
+    const [problem] = zodProblems({ issues: [issue] }, culprit ? '' : prefix);
+    return culprit ? [{ path: `--set ${culprit.assignment}`, message: problem!.message }] : [problem!];
+  });
+}
+
 /** The `seed` key of a stage's params schema, if it has one. */
 function hasSeedParam(stage: StageDefinition): boolean {
   const shape = (stage.params as unknown as { shape?: Record<string, unknown> }).shape;
@@ -177,7 +197,7 @@ export function resolveConfig(raw: unknown, registry: StageRegistry, source: str
       else if (params.seed === undefined && globalSeed !== undefined) params.seed = globalSeed;
     }
     const parsed = stage.params.safeParse(params);
-    if (!parsed.success) problems.push(...zodProblems(parsed.error, `${path}.params`));
+    if (!parsed.success) problems.push(...blameOverrides(parsed.error, name, overrides.set ?? [], `${path}.params`));
 
     const inputs = entry.inputs ?? {};
     for (const slot of stage.inputs) {
