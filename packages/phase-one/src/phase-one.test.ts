@@ -47,7 +47,15 @@ describe('phaseOneStage', () => {
       steps: 12,
       durationMs: metrics.durationMs,
       curve: metrics.curve,
+      testClasses: {
+        labels: [0, 1, 2],
+        count: metrics.confusion.map((row) => row.reduce((a, b) => a + b, 0)),
+        accuracy: [0, 1, 2].map((label) => metrics.perClassTestAccuracy[String(label)]),
+        confusion: metrics.confusion,
+        heldOut: [3],
+      },
     });
+    expect((result.metrics.testClasses as { count: number[] }).count.reduce((a, b) => a + b, 0)).toBe(metrics.testCount);
     expect(result.producer).toEqual({ tfjs: expect.stringMatching(/^4\./), backend: 'wasm' });
   });
 

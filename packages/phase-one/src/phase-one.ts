@@ -59,6 +59,36 @@ export function perClassByLabel(evaluation: Evaluation, classLabels: readonly nu
   return Object.fromEntries(classLabels.map((label, i) => [String(label), evaluation.perClassAccuracy[i] ?? null]));
 }
 
+/**
+ * The test set broken down by class, in the stage result's metrics (so in the manifest and
+ * in run.json, where `graft report` and `graft ui` read it). Arrays aligned with `labels`
+ * (the original label of each output unit): report code skips arrays in metric tables, so
+ * these stay out of `graft compare`. Not in metrics.json, whose format stays as it was:
+ * the same numbers are there already (confusion, perClassTestAccuracy; counts are the
+ * confusion rows' sums), so artifacts built before keep their keys and their files.
+ */
+export interface TestClasses {
+  labels: number[];
+  /** Test images per class (the confusion row sums). */
+  count: number[];
+  /** Test accuracy per class; null for a class with no test images. */
+  accuracy: Array<number | null>;
+  /** confusion[true unit][predicted unit] on the test set. */
+  confusion: number[][];
+  /** Labels the phase-one model never saw (the split's held-out classes). */
+  heldOut: number[];
+}
+
+export function testClasses(evaluation: Evaluation, classLabels: readonly number[], heldOut: readonly number[]): TestClasses {
+  return {
+    labels: [...classLabels],
+    count: evaluation.confusion.map((row) => row.reduce((sum, n) => sum + n, 0)),
+    accuracy: classLabels.map((_, i) => evaluation.perClassAccuracy[i] ?? null),
+    confusion: evaluation.confusion.map((row) => [...row]),
+    heldOut: [...heldOut],
+  };
+}
+
 /** Stage-specific leading fields of metrics.json; the shared ones follow. */
 type MetricsHead<File> = Omit<File, Exclude<keyof PhaseOneMetricsFile, 'dataset' | 'classLabels' | 'classMap'>>;
 
@@ -69,9 +99,18 @@ type MetricsHead<File> = Omit<File, Exclude<keyof PhaseOneMetricsFile, 'dataset'
  */
 export async function writeTrainingMetrics<File extends PhaseOneMetricsFile | Omit<PhaseOneMetricsFile, 'dataset'>>(
   ctx: Pick<StageContext<unknown>, 'outDir' | 'logger'>,
-  outcome: { stage: string; head: MetricsHead<File>; result: TrainResult; valAccuracy: number; testEval: Evaluation; backend: BackendInfo; summary?: Record<string, unknown> },
+  outcome: {
+    stage: string;
+    head: MetricsHead<File>;
+    result: TrainResult;
+    valAccuracy: number;
+    testEval: Evaluation;
+    backend: BackendInfo;
+    heldOut: readonly number[];
+    summary?: Record<string, unknown>;
+  },
 ): Promise<StageResult> {
-  const { stage, head, result, valAccuracy, testEval, backend, summary = {} } = outcome;
+  const { stage, head, result, valAccuracy, testEval, backend, heldOut, summary = {} } = outcome;
   const file = {
     ...head,
     curve: result.curve,
@@ -94,7 +133,16 @@ export async function writeTrainingMetrics<File extends PhaseOneMetricsFile | Om
     `${stage}: test accuracy ${(testEval.accuracy * 100).toFixed(2)} %`,
   );
   return {
-    metrics: { testAccuracy: testEval.accuracy, valAccuracy, ...summary, msPerStep: result.msPerStep, steps: result.steps, durationMs: result.durationMs, curve: result.curve },
+    metrics: {
+      testAccuracy: testEval.accuracy,
+      valAccuracy,
+      ...summary,
+      msPerStep: result.msPerStep,
+      steps: result.steps,
+      durationMs: result.durationMs,
+      curve: result.curve,
+      testClasses: testClasses(testEval, (head as { classLabels: number[] }).classLabels, heldOut),
+    },
     producer: { tfjs: backend.tfjsVersion, backend: backend.backend },
   };
 }
@@ -186,6 +234,7 @@ export const phaseOneStage = defineStage({
         valAccuracy,
         testEval,
         backend,
+        heldOut: split.heldOut,
       });
     } finally {
       model.dispose();

@@ -65,7 +65,9 @@ describe('phaseTwoStage', () => {
       newClassAccuracy: metrics.newClassAccuracy,
       steps: 10,
       curve: metrics.curve,
+      testClasses: { labels: [0, 1, 2, 3], confusion: metrics.confusion, heldOut: [3], accuracy: [0, 1, 2, 3].map((l) => metrics.perClassTestAccuracy[String(l)]) },
     });
+    expect((result.metrics.testClasses as { count: number[] }).count).toEqual(metrics.confusion.map((row) => row.reduce((a, b) => a + b, 0)));
     expect(result.producer).toMatchObject({ backend: 'wasm' });
   });
 

@@ -110,6 +110,7 @@ export const phaseTwoStage = defineStage({
         valAccuracy,
         testEval,
         backend,
+        heldOut: split.heldOut,
         summary: { newClassAccuracy, valAccuracyBefore },
       });
     } finally {

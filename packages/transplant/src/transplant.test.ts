@@ -75,6 +75,13 @@ describe('transplantStage', () => {
       testAccuracy: file.testAccuracy,
       newClassTestAccuracy: file.newClassTestAccuracy,
       copiedColumns: 4,
+      testClasses: {
+        labels: file.classLabels,
+        count: file.confusion.map((row) => row.reduce((a, b) => a + b, 0)),
+        accuracy: file.classLabels.map((label) => file.perClassTestAccuracy[String(label)]),
+        confusion: file.confusion,
+        heldOut: [2],
+      },
     });
     // The old classes keep working before any fine-tuning.
     expect(file.testAccuracy).toBeGreaterThan(0.5);

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { GraftError, Rng, defineStage, isGraftError } from '@graft/core';
-import { METRICS_FILE, MODEL_DIR, perClassByLabel } from '@graft/phase-one';
+import { METRICS_FILE, MODEL_DIR, perClassByLabel, testClasses } from '@graft/phase-one';
 import { readSplit, readSplitData } from '@graft/split';
 import type { SplitInfo } from '@graft/split';
 
@@ -158,7 +158,13 @@ export const transplantStage = defineStage({
         `transplant: ${columns.length} columns copied into a ${newWidth}-class head; val accuracy before fine-tuning ${(valAccuracy * 100).toFixed(2)} %`,
       );
       return {
-        metrics: { valAccuracy, testAccuracy: testEval.accuracy, newClassTestAccuracy, copiedColumns: columns.length },
+        metrics: {
+          valAccuracy,
+          testAccuracy: testEval.accuracy,
+          newClassTestAccuracy,
+          copiedColumns: columns.length,
+          testClasses: testClasses(testEval, split.phaseTwoClasses, split.heldOut),
+        },
         producer: { tfjs: backend.tfjsVersion, backend: backend.backend },
       };
     } finally {
