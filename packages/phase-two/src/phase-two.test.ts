@@ -55,14 +55,14 @@ describe('phaseTwoStage', () => {
     expect(metrics.curve.map((p) => [p.epoch, p.batch, p.step])).toEqual([[1, 5, 5], [2, 5, 10]]);
     expect(metrics.classLabels).toEqual([0, 1, 2, 3]);
     expect(metrics.heldOut).toEqual([3]);
-    expect(metrics.newClassAccuracy).toBe(metrics.perClassTestAccuracy['3']);
+    expect(metrics.newClassTestAccuracy).toBe(metrics.perClassTestAccuracy['3']);
     // The held-out class is learnt by the head alone.
-    expect(metrics.newClassAccuracy).toBeGreaterThan(0.5);
+    expect(metrics.newClassTestAccuracy).toBeGreaterThan(0.5);
     expect(metrics.valAccuracy).toBeGreaterThan(metrics.valAccuracyBefore);
     expect(result.metrics).toMatchObject({
       testAccuracy: metrics.testAccuracy,
       valAccuracy: metrics.valAccuracy,
-      newClassAccuracy: metrics.newClassAccuracy,
+      newClassTestAccuracy: metrics.newClassTestAccuracy,
       steps: 10,
       curve: metrics.curve,
       testClasses: { labels: [0, 1, 2, 3], confusion: metrics.confusion, heldOut: [3], accuracy: [0, 1, 2, 3].map((l) => metrics.perClassTestAccuracy[String(l)]) },

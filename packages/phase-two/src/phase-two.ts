@@ -22,14 +22,16 @@ export interface PhaseTwoMetricsFile extends Omit<PhaseOneMetricsFile, 'dataset'
   trainBase: boolean;
   heldOut: number[];
   /** Test accuracy on the held-out (new) classes only. */
-  newClassAccuracy: number | null;
+  newClassTestAccuracy: number | null;
   /** Validation accuracy of the input model, before any phase-two step. */
   valAccuracyBefore: number;
 }
 
 const NAME = 'phase-two';
 // 2: fused wasm Adam with the L2 gradient added in the update (float32 rounding differs from 1).
-const VERSION = '2';
+// 3: metrics.json and manifest metrics call the held-out classes' test accuracy
+//    newClassTestAccuracy (was newClassAccuracy), as transplant does, so compare lines them up.
+const VERSION = '3';
 
 export const phaseTwoStage = defineStage({
   name: NAME,
@@ -99,19 +101,19 @@ export const phaseTwoStage = defineStage({
       const testEval = m.classificationReport(testPredicted, test.labels, spec.numClasses);
       const newUnits = new Set(split.heldOut.map((label) => classMap[String(label)]));
       const newRows = [...test.labels.keys()].filter((i) => newUnits.has(test.labels[i]!));
-      const newClassAccuracy =
+      const newClassTestAccuracy =
         newRows.length === 0 ? null : m.accuracyOf(newRows.map((i) => testPredicted[i]!), newRows.map((i) => test.labels[i]!));
 
       await m.saveModel(model, join(ctx.outDir, MODEL_DIR), { graft: { stage: NAME, trainBase: params.trainBase, classLabels } });
       return await writeTrainingMetrics<PhaseTwoMetricsFile>(ctx, {
         stage: NAME,
-        head: { trainBase: params.trainBase, heldOut: split.heldOut, classLabels, classMap, valAccuracyBefore, newClassAccuracy },
+        head: { trainBase: params.trainBase, heldOut: split.heldOut, classLabels, classMap, valAccuracyBefore, newClassTestAccuracy },
         result,
         valAccuracy,
         testEval,
         backend,
         heldOut: split.heldOut,
-        summary: { newClassAccuracy, valAccuracyBefore },
+        summary: { newClassTestAccuracy, valAccuracyBefore },
       });
     } finally {
       model.dispose();

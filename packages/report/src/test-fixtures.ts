@@ -56,13 +56,13 @@ export function fixtureRun(o: FixtureOptions): RunRecord {
     'phase-two': {
       testAccuracy: p2,
       valAccuracy: p2 + 0.001,
-      newClassAccuracy: 0.9,
+      newClassTestAccuracy: 0.9,
       msPerStep: 40.25,
       steps: epochs * 550,
       durationMs: epochs * 550 * 40,
       curve: curve(epochs * 550, 50, 0.12, p2 + 0.001, 5 + seed),
     },
-    'full-finetune': { testAccuracy: p2 + 0.005, valAccuracy: p2 + 0.006, newClassAccuracy: 0.95, msPerStep: 110, steps: epochs * 550, durationMs: 1, curve: curve(epochs * 550, 50, 0.12, p2 + 0.006) },
+    'full-finetune': { testAccuracy: p2 + 0.005, valAccuracy: p2 + 0.006, newClassTestAccuracy: 0.95, msPerStep: 110, steps: epochs * 550, durationMs: 1, curve: curve(epochs * 550, 50, 0.12, p2 + 0.006) },
   };
   const keyFor: Record<string, string> = {
     ingest: 'a'.repeat(64),
