@@ -17,13 +17,14 @@ export interface GraftResult {
   stderr: string;
 }
 
-// GRAFT_ARTIFACTS would redirect a store the test did not name; every call passes --artifacts.
-const childEnv = (): NodeJS.ProcessEnv => ({ ...process.env, GRAFT_ARTIFACTS: '' });
+// GRAFT_ARTIFACTS would redirect a store the test did not name (every call passes --artifacts),
+// GRAFT_REMOTE would send artifacts somewhere the test did not choose.
+const childEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ ...process.env, GRAFT_ARTIFACTS: '', GRAFT_REMOTE: '', ...extra });
 
 /** Runs `graft <args>` to completion. Never rejects: the exit code is part of the result. */
-export function graft(args: string[], cwd: string): Promise<GraftResult> {
+export function graft(args: string[], cwd: string, env: Record<string, string> = {}): Promise<GraftResult> {
   return new Promise((done) => {
-    execFile(process.execPath, [GRAFT_BIN, ...args], { cwd, env: childEnv(), maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [GRAFT_BIN, ...args], { cwd, env: childEnv(env), maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : 1) : 0;
       done({ code, stdout, stderr });
     });
@@ -40,9 +41,9 @@ export interface RunningGraft {
   kill9(): Promise<void>;
 }
 
-export function startGraft(args: string[], cwd: string): RunningGraft {
+export function startGraft(args: string[], cwd: string, env: Record<string, string> = {}): RunningGraft {
   // detached: its own process group, so kill(-pid) reaches anything it spawned too.
-  const child = spawn(process.execPath, [GRAFT_BIN, ...args], { cwd, env: childEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [GRAFT_BIN, ...args], { cwd, env: childEnv(env), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   // Drain both pipes: a full pipe would block the child and the test would wait forever.

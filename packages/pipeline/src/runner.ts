@@ -24,6 +24,21 @@ export interface RunOptions {
   resume?: boolean;
   /** On a corrupt cached artifact: rebuild it (default) or stop with an error. */
   rebuildCorrupt?: boolean;
+  /**
+   * A store shared between machines (an S3 remote): on a local miss the entry is pulled
+   * from it before building, and every entry the run uses is pushed to it if missing.
+   */
+  remote?: SharedArtifacts;
+}
+
+/** What the runner needs of a remote (the CLI adapts @graft/remote's ArtifactRemote to it). */
+export interface SharedArtifacts {
+  /** Where it lives, for log lines (s3://bucket/prefix). */
+  readonly url: string;
+  /** Copies stage/key into the local store, verified; undefined when the remote has none. A corrupt remote copy throws CorruptArtifactError. */
+  pull(stage: string, key: string): Promise<InputArtifact | undefined>;
+  /** Makes sure the remote has stage/key; `overwrite` re-uploads even if present (to replace a corrupt remote copy). */
+  push(stage: string, key: string, options?: { overwrite?: boolean }): Promise<'uploaded' | 'present'>;
 }
 
 let cachedCommit: { value: string | undefined } | undefined;
@@ -86,15 +101,29 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       const log = logger.child({ entry: entry.name, stage: stage.name, key: key.slice(0, 12) });
 
       let artifact = forced ? undefined : await openCached(store, stage, key, log, options.rebuildCorrupt ?? true);
+      let pulled = false;
+      let remoteCorrupt = false;
+      if (!artifact && !forced && options.remote) {
+        ({ artifact, remoteCorrupt } = await pullShared(options.remote, stage.name, key, log));
+        pulled = artifact !== undefined;
+      }
       const cached = artifact !== undefined;
       if (artifact) {
-        log.info(`${entry.name}: cache hit ${key.slice(0, 12)}`);
+        log.info(pulled ? `${entry.name}: pulled ${key.slice(0, 12)} from ${options.remote!.url}` : `${entry.name}: cache hit ${key.slice(0, 12)}`);
       } else {
         artifact = await buildEntry(options, stage, entry.name, entry.params, inputs, key, forced, log);
       }
+      if (options.remote) {
+        // A rebuilt key replaces the remote's copy (corrupt, or what --force distrusted).
+        const outcome = await options.remote.push(stage.name, key, { overwrite: remoteCorrupt || forced });
+        if (outcome === 'uploaded') log.info(`${entry.name}: pushed ${key.slice(0, 12)} to ${options.remote.url}`);
+      }
       const durationMs = Math.round(performance.now() - started);
       built.set(entry.name, artifact);
-      record.stages[entry.name] = stageRecord(stage, artifact, entry.params, entry.inputs, cached, cached ? durationMs : artifact.manifest.durationMs);
+      record.stages[entry.name] = {
+        ...stageRecord(stage, artifact, entry.params, entry.inputs, cached, cached ? durationMs : artifact.manifest.durationMs),
+        ...(pulled ? { pulled: true } : {}),
+      };
       const backend = artifact.manifest.producer.backend;
       if (backend && !cached) record.backend.used = backend;
       if (artifact.manifest.producer.tfjs && !record.versions.tfjs) record.versions.tfjs = artifact.manifest.producer.tfjs;
@@ -126,6 +155,17 @@ function stageRecord(
   durationMs: number,
 ): StageRunRecord {
   return { stage: stage.name, stageVersion: stage.version, key: artifact.key, path: artifact.path, cached, durationMs, params, inputs, metrics: artifact.manifest.metrics };
+}
+
+/** The remote's copy of a key, pulled and verified; a corrupt remote copy is reported and left to be rebuilt (and replaced). */
+async function pullShared(remote: SharedArtifacts, stage: string, key: string, log: Logger): Promise<{ artifact: InputArtifact | undefined; remoteCorrupt: boolean }> {
+  try {
+    return { artifact: await remote.pull(stage, key), remoteCorrupt: false };
+  } catch (error) {
+    if (!(error instanceof CorruptArtifactError)) throw error;
+    log.warn({ problems: error.problems }, `${error.message} Building it here instead; the remote copy will be replaced.`);
+    return { artifact: undefined, remoteCorrupt: true };
+  }
 }
 
 /** A verified cached artifact, undefined on a miss; a corrupt one is discarded (or fatal with rebuildCorrupt false). */

@@ -160,6 +160,12 @@ describe('pull verifies before anything is visible', () => {
     // Bulk pull reports it and carries on; the store stays empty.
     expect(await r.pull(target)).toMatchObject([{ outcome: 'failed', error: { code: 'ARTIFACT_CORRUPT' } }]);
     expect(await target.list()).toEqual([]);
+
+    // A plain push trusts what is there (same name, same size); an overwriting push repairs it.
+    const source = new ArtifactStore(dirname(original.path).replace(/\/split$/, ''));
+    expect(await r.pushArtifact(source, 'split', original.key)).toEqual({ outcome: 'present', bytes: 0 });
+    expect((await r.pushArtifact(source, 'split', original.key, { overwrite: true })).outcome).toBe('uploaded');
+    expect((await r.pullArtifact(target, 'split', original.key))?.outcome).toBe('downloaded');
   });
 
   it('detects a truncated or missing remote file', async () => {

@@ -137,11 +137,14 @@ export class ArtifactRemote {
   /**
    * Makes sure the remote has `stage/key`: 'present' if its manifest is already there,
    * else uploads the local artifact (verified first: a corrupt one is never sent) and
-   * returns 'uploaded'. Files already on the remote with the right size are not sent again.
+   * returns 'uploaded'. Files already on the remote with the right size are not sent
+   * again. `overwrite` uploads every file and the manifest whatever is there, which
+   * repairs a remote copy that failed verification.
    */
-  async pushArtifact(store: ArtifactStore, stage: string, key: string): Promise<{ outcome: PushOutcome; bytes: number }> {
+  async pushArtifact(store: ArtifactStore, stage: string, key: string, options: { overwrite?: boolean } = {}): Promise<{ outcome: PushOutcome; bytes: number }> {
     const label = this.label(stage, key);
-    if (await this.has(stage, key)) return { outcome: 'present', bytes: 0 };
+    const overwrite = options.overwrite ?? false;
+    if (!overwrite && (await this.has(stage, key))) return { outcome: 'present', bytes: 0 };
     const artifact = await store.open(stage, key);
     if (!artifact) throw new UsageError('ARTIFACT_NOT_FOUND', `Cannot push ${label}: the store at ${store.root} has no such artifact.`);
     // The manifest is sent byte for byte (its digest covers its content), read after open() verified it.
@@ -149,8 +152,10 @@ export class ArtifactRemote {
     let bytes = 0;
     await forEachLimited(artifact.manifest.files, this.concurrency, async (file) => {
       const name = blobObject(this.location, file.sha256);
-      const existing = await this.head(name, `look up ${file.path} of ${label} on ${this.url}`);
-      if (existing?.ContentLength === file.bytes) return;
+      if (!overwrite) {
+        const existing = await this.head(name, `look up ${file.path} of ${label} on ${this.url}`);
+        if (existing?.ContentLength === file.bytes) return;
+      }
       const path = join(artifact.path, ...file.path.split('/'));
       // Small files as one buffer, large ones streamed with their length (no multipart needed below 5 GB).
       const body = file.bytes < 8 << 20 ? await readFile(path) : createReadStream(path);
@@ -211,9 +216,9 @@ export class ArtifactRemote {
   }
 
   /** Pushes every artifact of the store (or those the selectors match). Failures are reported per artifact, not thrown. */
-  async push(store: ArtifactStore, selection: Selection = {}): Promise<TransferReport[]> {
+  async push(store: ArtifactStore, selection: Selection & { overwrite?: boolean } = {}): Promise<TransferReport[]> {
     const names = await selectLocal(store, selection.selectors);
-    return this.each(names, selection, async ({ stage, key }) => this.pushArtifact(store, stage, key));
+    return this.each(names, selection, async ({ stage, key }) => this.pushArtifact(store, stage, key, { overwrite: selection.overwrite ?? false }));
   }
 
   /** Pulls every artifact on the remote (or those the selectors match). Failures are reported per artifact, not thrown. */

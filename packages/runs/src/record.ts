@@ -10,8 +10,10 @@ export interface StageRunRecord {
   key: string;
   /** Absolute path of the artifact directory. */
   path: string;
-  /** True when the artifact already existed (cache hit). */
+  /** True when the artifact already existed (cache hit), here or on the remote. */
   cached: boolean;
+  /** True when it was pulled from the remote (`graft run --remote`) rather than found in the local store. */
+  pulled?: boolean;
   durationMs: number;
   params: Record<string, unknown>;
   /** Input slot -> upstream entry name. */

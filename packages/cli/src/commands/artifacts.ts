@@ -3,6 +3,7 @@ import { GraftError, UsageError } from '@graft/core';
 import { listRuns } from '@graft/runs';
 import type { Argv } from 'yargs';
 import type { GlobalOptions } from '../options.ts';
+import { registerRemoteSubcommands } from './remote.ts';
 
 function openStore(argv: { artifacts: string | undefined }): ArtifactStore {
   return new ArtifactStore(resolveStoreRoot(argv.artifacts));
@@ -14,10 +15,10 @@ function formatBytes(bytes: number): string {
   return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
 }
 
-/** `graft artifacts ls|show|verify|gc`. */
+/** `graft artifacts ls|show|verify|gc|push|pull`. */
 export function registerArtifactCommands(cli: Argv<GlobalOptions>): void {
-  cli.command('artifacts', 'Inspect, verify and clean the artifact store', (y) =>
-    y
+  cli.command('artifacts', 'Inspect, verify, clean and share (push/pull) the artifact store', (y) =>
+    registerRemoteSubcommands(y)
       .command(
         'ls',
         'List published artifacts',
@@ -83,6 +84,6 @@ export function registerArtifactCommands(cli: Argv<GlobalOptions>): void {
           process.stdout.write(`${argv.dryRun ? 'Would free' : 'Freed'} ${formatBytes(freedBytes)} (${removed.length} entries; ${keep.size} artifacts referenced by ${runs.length} runs kept)\n`);
         },
       )
-      .demandCommand(1, 'Name an artifacts subcommand: ls, show, verify or gc.'),
+      .demandCommand(1, 'Name an artifacts subcommand: ls, show, verify, gc, push or pull.'),
   );
 }

@@ -7,6 +7,7 @@ import { newRunId, runLogPath, type RunRecord } from '@graft/runs';
 import { defaultRegistry } from '../registry.ts';
 import type { Argv } from 'yargs';
 import { createLogger, createProgressFactory } from '../logging.ts';
+import { addRemoteOptions, openRemoteFrom, sharedArtifacts } from './remote.ts';
 import { DEFAULT_CONFIG, lastValue, resolveConfigPath, type GlobalOptions } from '../options.ts';
 
 /** `graft run <target>`: build (or reuse) the target entry and everything it needs. */
@@ -15,7 +16,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
     'run <target>',
     'Run one pipeline entry (and what it needs upstream) or "all"',
     (y) =>
-      y
+      addRemoteOptions(y)
         .positional('target', { type: 'string', demandOption: true, describe: 'An entry of the config (ingest, split, phase-one, transplant, phase-two, ...) or "all"' })
         .option('config', { alias: 'c', type: 'string', coerce: lastValue<string>, describe: 'Pipeline config file', default: DEFAULT_CONFIG })
         .option('set', { type: 'string', array: true, default: [] as string[], describe: 'Override a param: entry.param=value (JSON values: 2, true, [3,9]); repeatable' })
@@ -28,7 +29,8 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
         .option('json', { type: 'boolean', default: false, describe: 'Print the result as one JSON object on the last line of stdout' })
         .example('$0 run all', 'The whole reference experiment')
         .example('$0 run phase-two --set phase-two.epochs=2', 'Re-run phase two with 2 epochs, reusing cached upstream artifacts')
-        .example('$0 run all --config pipelines/mnist-transfer.quick.json', 'A few-minute smoke run'),
+        .example('$0 run all --config pipelines/mnist-transfer.quick.json', 'A few-minute smoke run')
+        .example('$0 run all --remote s3://my-bucket/graft', 'Pull what others built, build the rest, push it'),
     async (argv) => {
       const configPath = resolveConfigPath(argv.config);
       const seeds = argv.seeds === undefined ? [argv.seed] : parseSeeds(argv.seeds);
@@ -44,6 +46,8 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
       );
       // An unknown target is a usage error before anything (run dir, log file) is created.
       for (const config of configs) entriesFor(config, argv.target);
+      // A bad --remote or --endpoint is a usage error before anything is created.
+      const remote = await openRemoteFrom(argv);
       const store = new ArtifactStore(resolveStoreRoot(argv.artifacts), {
         // Wait as long as the other builder is alive (its heartbeat stays fresh): phase one
         // alone takes longer than any fixed bound. Dead or stale holders are broken at once.
@@ -53,24 +57,29 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
       });
       assertWritable(store.root);
       const records: RunRecord[] = [];
-      for (const config of configs) {
-        const runId = newRunId();
-        const logger = createLogger({ logFile: runLogPath(store.root, runId), level: argv.verbose ? 'debug' : 'info' });
-        const record = await runPipeline({
-          config,
-          configPath: relative(process.cwd(), configPath) || configPath,
-          registry: defaultRegistry,
-          store,
-          target: argv.target,
-          runId,
-          logger,
-          createProgress: createProgressFactory(logger),
-          force: argv.force,
-          resume: argv.resume,
-          rebuildCorrupt: argv.rebuild,
-        });
-        records.push(record);
-        if (!argv.json) printSummary(record);
+      try {
+        for (const config of configs) {
+          const runId = newRunId();
+          const logger = createLogger({ logFile: runLogPath(store.root, runId), level: argv.verbose ? 'debug' : 'info' });
+          const record = await runPipeline({
+            config,
+            configPath: relative(process.cwd(), configPath) || configPath,
+            registry: defaultRegistry,
+            store,
+            target: argv.target,
+            runId,
+            logger,
+            createProgress: createProgressFactory(logger),
+            force: argv.force,
+            resume: argv.resume,
+            rebuildCorrupt: argv.rebuild,
+            ...(remote ? { remote: sharedArtifacts(remote, store) } : {}),
+          });
+          records.push(record);
+          if (!argv.json) printSummary(record);
+        }
+      } finally {
+        remote?.close();
       }
       if (argv.json) {
         const summaries = records.map(jsonSummary);
@@ -105,7 +114,7 @@ function jsonSummary(record: RunRecord) {
   return {
     runId: record.runId,
     stages: Object.fromEntries(
-      Object.entries(record.stages).map(([entry, s]) => [entry, { key: s.key, path: s.path, cached: s.cached, durationMs: s.durationMs, metrics: s.metrics }]),
+      Object.entries(record.stages).map(([entry, s]) => [entry, { key: s.key, path: s.path, cached: s.cached, ...(s.pulled ? { pulled: true } : {}), durationMs: s.durationMs, metrics: s.metrics }]),
     ),
   };
 }
@@ -118,7 +127,7 @@ function printSummary(record: RunRecord): void {
       .slice(0, 4)
       .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : (v as number).toFixed(4)}`)
       .join(' ');
-    lines.push(`  ${entry.padEnd(14)} ${s.cached ? 'cached' : 'built '} ${s.key.slice(0, 12)} ${(s.durationMs / 1000).toFixed(1).padStart(7)} s  ${metrics}`);
+    lines.push(`  ${entry.padEnd(14)} ${s.pulled ? 'pulled' : s.cached ? 'cached' : 'built '} ${s.key.slice(0, 12)} ${(s.durationMs / 1000).toFixed(1).padStart(7)} s  ${metrics}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 }
