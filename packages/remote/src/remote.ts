@@ -54,7 +54,7 @@ export interface Selection {
 
 /**
  * Opens a remote: validates the URL and endpoint (UsageError, exit 2) and loads the AWS
- * SDK, which only commands that talk to a remote need (it costs ~100 ms to load).
+ * SDK, which only commands that talk to a remote need (loading it takes ~0.4 s here).
  */
 export async function openRemote(options: RemoteOptions): Promise<ArtifactRemote> {
   const location = parseRemoteUrl(options.url);
