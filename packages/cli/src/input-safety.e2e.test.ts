@@ -3,17 +3,38 @@
  * binary on temp trees. Every case gets one clear error line and a non-zero exit (2 for
  * input the user can fix) at bounded cost, and nothing outside the store is read or lost.
  */
-import { readFile, mkdtemp, rm, writeFile, copyFile, mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { writeIdxSlice } from '@graft/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, graft, plainLines, startGraft, type GraftResult } from './test-support.ts';
+import { MNIST_DIR, filesUnder, graft, ls, plainLines, startGraft, type GraftResult } from './test-support.ts';
 
 let work: string;
 
+/** The reference chain on a 600/200-image slice of MNIST, phase one cut to 2 batches: seconds, not minutes. */
+function tinyConfig(entries: Record<string, unknown> = {}) {
+  return {
+    name: 'tiny',
+    backend: 'wasm',
+    seed: 1,
+    entries: {
+      ingest: { stage: 'ingest', params: { source: join(work, 'slice'), validationSize: 100 } },
+      split: { stage: 'split', inputs: { data: 'ingest' } },
+      'phase-one': { stage: 'phase-one', inputs: { data: 'split' }, params: { epochs: 1, maxBatchesPerEpoch: 2, evalEvery: 2 } },
+      transplant: { stage: 'transplant', inputs: { model: 'phase-one', data: 'split' } },
+      'phase-two': { stage: 'phase-two', inputs: { model: 'transplant', data: 'split' }, params: { epochs: 1, batchesPerEpoch: 2, evalEvery: 2 } },
+      ...entries,
+    },
+  };
+}
+
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'graft-input-safety-'));
+  await writeIdxSlice(MNIST_DIR, join(work, 'slice'), 600, 200);
+  await writeFile(join(work, 'tiny.json'), JSON.stringify(tinyConfig()));
 });
 
 afterAll(async () => {
@@ -113,5 +134,106 @@ describe('IDX input is read at bounded memory (cases 5 and 16)', () => {
     const line = errorLine(result);
     expect(line).toContain('declares 255 dimension(s) [4294967295, 4294967295, 4294967295, 4294967295, … 251 more]');
     expect(line.length).toBeLessThan(400);
+  });
+});
+
+/** A run refused before it started: exit 2, one line, and not a file written to the store. */
+async function expectRefusedBeforeRunning(result: GraftResult, store: string, ...fragments: string[]): Promise<string> {
+  expect(result.code, result.stderr.slice(-2000)).toBe(2);
+  const line = errorLine(result);
+  for (const fragment of fragments) expect(line).toContain(fragment);
+  expect(line).not.toContain('unexpected error');
+  expect(await filesUnder(store)).toEqual([]);
+  return line;
+}
+
+/** `plainLines` joined: a config error lists its problems on lines of their own. */
+function report(result: GraftResult): string {
+  return plainLines(result.stderr).join('\n');
+}
+
+describe('params that pass validation must be able to run (case 7)', () => {
+  it('refuses batchesPerEpoch=1e9 and batchSize=1e9 when the config is resolved, naming each param, exit 2', async () => {
+    const store = join(work, 'bounds-store');
+    const sets = ['phase-two.batchesPerEpoch=1e9', 'phase-two.batchSize=1e9', 'phase-one.batchSize=1e9', 'phase-one.epochs=1e12', 'transplant.seed=4294967296'];
+    const result = await graft(['run', 'phase-two', '--config', 'tiny.json', ...sets.flatMap((s) => ['--set', s]), '--artifacts', store], work);
+    expect(result.code, result.stderr.slice(-2000)).toBe(2);
+    // Each problem names the flag that supplied the value.
+    for (const assignment of sets) expect(report(result)).toContain(`--set ${assignment}: Too big`);
+    expect(report(result)).toContain('(5 problems)');
+    expect(await filesUnder(store)).toEqual([]);
+    // Within each bound, the product is bounded too: phase two draws each epoch's order up front.
+    const product = await graft(['run', 'phase-two', '--config', 'tiny.json', '--set', 'phase-two.batchesPerEpoch=100001', '--artifacts', store], work);
+    expect(product.code).toBe(2);
+    expect(report(product)).toContain('--set phase-two.batchesPerEpoch=100001: batchesPerEpoch × batchSize is 100001 × 100 = 10000100 rows per epoch, more than the 10000000 allowed');
+    expect(await filesUnder(store)).toEqual([]);
+  });
+});
+
+describe('names that are JavaScript internals (cases 8, 9)', () => {
+  const INTERNALS = ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf'];
+
+  it('an input naming one is a config error, exit 2', async () => {
+    // One entry per name, all reported at once.
+    const extra = Object.fromEntries(INTERNALS.map((name, i) => [`split${i}`, { stage: 'split', inputs: { data: name } }]));
+    await writeFile(join(work, 'internal-input.json'), JSON.stringify(tinyConfig(extra)));
+    const result = await graft(['run', 'split', '--config', 'internal-input.json', '--artifacts', join(work, 'internals-store')], work);
+    expect(result.code, result.stderr.slice(-2000)).toBe(2);
+    INTERNALS.forEach((name, i) => expect(report(result)).toContain(`entries.split${i}.inputs.data: refers to "${name}", which is not an entry of this pipeline`));
+  });
+
+  it('an entry named "__proto__" is reported, not silently dropped', async () => {
+    const json = JSON.stringify(tinyConfig()).replace('"transplant":', '"__proto__":');
+    await writeFile(join(work, 'proto-entry.json'), json);
+    const result = await graft(['run', 'ingest', '--config', 'proto-entry.json', '--artifacts', join(work, 'proto-store')], work);
+    expect(result.code).toBe(2);
+    expect(report(result)).toContain('entries.__proto__: "__proto__" is not a valid key');
+  });
+
+  it('every --set path that names nothing is an exit-2 error naming the flag, and nothing runs', async () => {
+    const cases: Array<[string, string]> = [
+      ['toString.epochs=3', 'no entry named "toString"'],
+      ['__proto__.epochs=3', 'no entry named "__proto__"'],
+      ['constructor.epochs=3', 'no entry named "constructor"'],
+      ['split.holdout.x.y=1', 'split.holdout is a list, not an object'],
+      ['phase-two.toString=1', 'stage phase-two has no param "toString"'],
+      ['phase-two.__proto__=1', 'stage phase-two has no param "__proto__"'],
+      ['phase-two.epocs=1', 'stage phase-two has no param "epocs"'],
+    ];
+    const store = join(work, 'set-store');
+    const result = await graft(['run', 'ingest', '--config', 'tiny.json', ...cases.flatMap(([assignment]) => ['--set', assignment]), '--artifacts', store], work);
+    expect(result.code, result.stderr.slice(-2000)).toBe(2);
+    for (const [assignment, message] of cases) expect(report(result)).toContain(`--set ${assignment}: ${message}`);
+    expect(await filesUnder(store)).toEqual([]);
+  });
+});
+
+describe('smaller cases (16)', { timeout: 300_000 }, () => {
+  it('a regular file as the store is refused by every command in one line, exit 2, and left as it was', async () => {
+    const file = join(work, 'notes.txt');
+    await writeFile(file, 'my notes\n');
+    const sha = async () => createHash('sha256').update(await readFile(file)).digest('hex');
+    const before = await sha();
+    for (const args of [['run', 'ingest', '--config', 'tiny.json'], ['artifacts', 'ls'], ['artifacts', 'verify'], ['artifacts', 'gc'], ['runs', 'ls'], ['compare', 'latest']]) {
+      const result = await graft([...args, '--artifacts', file], work);
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
+      expect(errorLine(result)).toBe(
+        `graft: [STORE_NOT_DIRECTORY] The artifact store ${file} (--artifacts) is a regular file, not a directory. Pass a directory with --artifacts DIR (or GRAFT_ARTIFACTS); one that does not exist yet is created.`,
+      );
+    }
+    const under = await graft(['artifacts', 'gc', '--artifacts', join(file, 'store')], work);
+    expect(under.code).toBe(2);
+    expect(errorLine(under)).toContain('lies under something that is not a directory');
+    expect(await sha()).toBe(before);
+  });
+
+  it('--config /dev/zero is refused at once in one line, exit 2', async () => {
+    const store = join(work, 'zero-store');
+    const started = performance.now();
+    const result = await graft(['run', 'ingest', '--config', '/dev/zero', '--artifacts', store], work);
+    await expectRefusedBeforeRunning(result, store, 'Cannot read pipeline config: /dev/zero is a character device, not a regular file');
+    // Reading /dev/zero until a string overflows took seconds and 512 MB; refusing it takes the process start-up.
+    expect(performance.now() - started).toBeLessThan(30_000);
+    expect(await ls(store)).toEqual([]);
   });
 });

@@ -1,4 +1,7 @@
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { resolveStoreRoot } from '@graft/artifacts';
+import { UsageError, describeFileType, errnoCode } from '@graft/core';
 
 export const DEFAULT_CONFIG = 'pipelines/mnist-transfer.json';
 
@@ -15,4 +18,34 @@ export function resolveConfigPath(path: string | undefined): string {
 /** A repeated single-valued flag takes its last value: Nx appends forwarded args after a target's own. */
 export function lastValue<T>(value: T | T[]): T {
   return Array.isArray(value) ? (value[value.length - 1] as T) : value;
+}
+
+/**
+ * The store directory a command works on: `--artifacts DIR`, else $GRAFT_ARTIFACTS, else
+ * ./artifacts. A path that exists but is not a directory (or lies under a file) is refused
+ * here, exit 2, naming where the path came from: every command then sees a directory or
+ * nothing, never a raw EEXIST/ENOTDIR from deep inside the store.
+ */
+export function storeRoot(argv: { artifacts: string | undefined }, env: NodeJS.ProcessEnv = process.env): string {
+  const root = resolveStoreRoot(argv.artifacts, env);
+  const from =
+    argv.artifacts !== undefined && argv.artifacts.trim() !== ''
+      ? '--artifacts'
+      : (env['GRAFT_ARTIFACTS'] ?? '').trim() !== ''
+        ? 'GRAFT_ARTIFACTS'
+        : 'the default store ./artifacts';
+  const refuse = (what: string) =>
+    new UsageError(
+      'STORE_NOT_DIRECTORY',
+      `The artifact store ${root} (${from}) ${what}. Pass a directory with --artifacts DIR (or GRAFT_ARTIFACTS); one that does not exist yet is created.`,
+    );
+  try {
+    const info = statSync(root);
+    if (!info.isDirectory()) throw refuse(`is ${describeFileType(info)}, not a directory`);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    if (errnoCode(error) === 'ENOTDIR') throw refuse('lies under something that is not a directory');
+    // Absent (created by the commands that write) or unreadable (reported by the store in its own words).
+  }
+  return root;
 }

@@ -85,4 +85,20 @@ describe('the configs in pipelines/', () => {
       }
     });
   });
+
+  it('bound every numeric param of every stage, so an impossible value is refused when the config is resolved', () => {
+    const unbounded: string[] = [];
+    const visit = (node: unknown, path: string) => {
+      if (typeof node !== 'object' || node === null) return;
+      const schema = node as Record<string, unknown>;
+      if (schema.type === 'integer' || schema.type === 'number') {
+        const max = (schema.maximum ?? schema.exclusiveMaximum) as number | undefined;
+        // zod writes MAX_SAFE_INTEGER for a bare .int(): that is no bound.
+        if (max === undefined || max === Number.MAX_SAFE_INTEGER) unbounded.push(path);
+      }
+      for (const [key, child] of Object.entries(schema)) visit(child, `${path}/${key}`);
+    };
+    visit(pipelineJsonSchema(defaultRegistry), '');
+    expect(unbounded).toEqual([]);
+  });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
@@ -17,6 +18,10 @@ export const IO_ERROR_CODES = {
   jsonFileInvalid: 'JSON_FILE_INVALID',
   /** Real IO trouble reading a file (permissions, disk errors): not about its bytes. */
   readFailed: 'READ_FAILED',
+  /** readBoundedFile: a device, pipe, socket or directory where a file was expected. */
+  notRegularFile: 'NOT_A_REGULAR_FILE',
+  /** readBoundedFile: a file over the size allowed for what it is. */
+  fileTooLarge: 'FILE_TOO_LARGE',
 } as const;
 export type IoErrorCode = (typeof IO_ERROR_CODES)[keyof typeof IO_ERROR_CODES];
 
@@ -170,5 +175,58 @@ export function pidAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return errnoCode(error) !== 'ESRCH';
+  }
+}
+
+/** What a file is, for messages that refuse it: "a directory", "a character device", ... */
+export function describeFileType(info: Stats): string {
+  if (info.isFile()) return 'a regular file';
+  if (info.isDirectory()) return 'a directory';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isFIFO()) return 'a named pipe';
+  if (info.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** Why readBoundedFile refused a file: its code says which, its message names the path. */
+export class FileRefusedError extends GraftError {
+  readonly path: string;
+  constructor(code: (typeof IO_ERROR_CODES)['notRegularFile' | 'fileTooLarge'], path: string, message: string) {
+    super(code, message);
+    this.name = 'FileRefusedError';
+    this.path = path;
+  }
+}
+
+/**
+ * Reads a whole regular file of at most `maxBytes` bytes. Devices, pipes and sockets are
+ * refused after opening without blocking (`--config /dev/zero` would otherwise be read
+ * until memory runs out, a FIFO would hang), and an oversized file before any of it is
+ * read; reading stops at `maxBytes + 1` bytes, so a file that grows meanwhile cannot
+ * exceed the bound either. Throws FileRefusedError, or the system error for the caller to
+ * word (ENOENT, EACCES, ...).
+ */
+export async function readBoundedFile(path: string, maxBytes: number): Promise<Buffer> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      throw new FileRefusedError(IO_ERROR_CODES.notRegularFile, path, `${path} is ${describeFileType(info)}, not a regular file`);
+    }
+    const tooLarge = (size: string) =>
+      new FileRefusedError(IO_ERROR_CODES.fileTooLarge, path, `${path} is ${size} bytes, more than the ${maxBytes} bytes allowed here`);
+    if (info.size > maxBytes) throw tooLarge(String(info.size));
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let filled = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+      if (filled > maxBytes) throw tooLarge(`over ${maxBytes}`);
+    }
+    return buffer.subarray(0, filled);
+  } finally {
+    await handle.close();
   }
 }

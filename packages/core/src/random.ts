@@ -5,6 +5,12 @@
  */
 export type RngState = [number, number, number, number];
 
+/**
+ * The largest seed: Rng reads a seed as a uint32 (`seed >>> 0`), so 2^32 would give seed
+ * 0's stream under another artifact key. Seed params are bounded by it.
+ */
+export const MAX_SEED = 0xffff_ffff;
+
 export class Rng {
   private s: Uint32Array;
   /** Cached second value of the Box-Muller pair; part of the state. */

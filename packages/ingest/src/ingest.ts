@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { UsageError, defineStage, describeSystemError } from '@graft/core';
 import {
   IDX_ERROR_CODES,
+  MAX_IDX_BYTES,
   asIdxImages,
   asIdxLabels,
   countLabels,
@@ -32,7 +33,8 @@ export const IDX_FILES = {
 
 export const ingestParams = z.strictObject({
   source: z.string().default(MNIST_DATA_SOURCE),
-  validationSize: z.number().int().min(0).default(5000),
+  // An IDX file holds at most 2^31 - 1 bytes (MAX_IDX_BYTES), so at most that many images.
+  validationSize: z.number().int().min(0).max(MAX_IDX_BYTES).default(5000),
 });
 export type IngestParams = z.output<typeof ingestParams>;
 

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { GraftError, Rng, defineStage } from '@graft/core';
+import { GraftError, MAX_SEED, Rng, defineStage } from '@graft/core';
 import type { CurvePoint, StageContext, StageResult } from '@graft/core';
 import { readSplit, readSplitData } from '@graft/split';
 import type { SplitInfo } from '@graft/split';
@@ -9,19 +9,43 @@ import type { SplitInfo } from '@graft/split';
 import type { BackendInfo, Evaluation } from '@graft/model';
 import type { TrainResult } from '@graft/train';
 
+/**
+ * Upper bounds of the training params (phase two shares them): far above any sensible
+ * run, low enough that a value past them is refused when the config is resolved (exit 2,
+ * naming the param) instead of failing mid-run on an impossible allocation
+ * ("Invalid typed array length"). Bounds never change a param's value, so no key changes.
+ */
+export const TRAINING_LIMITS = {
+  /** One epoch of phase one takes about a minute here; 1000 is most of a day. */
+  epochs: 1000,
+  /** A batch's conv activations alone are batchSize × 24 × 24 × 30 floats: 283 MB at 4096, twice that with gradients. */
+  batchSize: 4096,
+  batchesPerEpoch: 1_000_000,
+  /** batchesPerEpoch × batchSize: phase two draws each epoch's shuffle order up front, 4 bytes a row (40 MB here). */
+  rowsPerEpoch: 10_000_000,
+  evalEvery: 1_000_000,
+  /**
+   * Training computes in float32, where anything larger is Infinity. A huge learning rate
+   * still runs and stops with NON_FINITE_LOSS naming the step (the reliability tests
+   * diverge training that way on purpose), so no tighter bound is imposed on taste.
+   */
+  learningRate: 3.4028234663852886e38,
+  l2: 3.4028234663852886e38,
+} as const;
+
 export const phaseOneParams = z.strictObject({
-  epochs: z.number().int().min(1).default(10).describe('Passes over the training set'),
-  batchSize: z.number().int().min(1).default(100),
-  learningRate: z.number().positive().default(1e-4).describe('Adam learning rate'),
-  l2: z.number().min(0).default(0.001).describe('Weight of mean(l2(conv), l2(fc1), l2(head)) in the loss'),
+  epochs: z.number().int().min(1).max(TRAINING_LIMITS.epochs).default(10).describe('Passes over the training set'),
+  batchSize: z.number().int().min(1).max(TRAINING_LIMITS.batchSize).default(100),
+  learningRate: z.number().positive().max(TRAINING_LIMITS.learningRate).default(1e-4).describe('Adam learning rate'),
+  l2: z.number().min(0).max(TRAINING_LIMITS.l2).default(0.001).describe('Weight of mean(l2(conv), l2(fc1), l2(head)) in the loss'),
   keepProb: z.number().gt(0).max(1).default(0.7).describe('Dropout keep probability during training'),
   shuffle: z
     .boolean()
     .default(false)
     .describe('false: the seed notebook batching (contiguous, file order, tail dropped); true: reshuffle every epoch'),
-  evalEvery: z.number().int().min(1).default(50).describe('Record batch and validation accuracy every this many batches'),
-  seed: z.number().int().min(0).default(0).describe('Initial weights, dropout masks and shuffling'),
-  maxBatchesPerEpoch: z.number().int().min(1).optional().describe('Cut every epoch short (quick runs)'),
+  evalEvery: z.number().int().min(1).max(TRAINING_LIMITS.evalEvery).default(50).describe('Record batch and validation accuracy every this many batches'),
+  seed: z.number().int().min(0).max(MAX_SEED).default(0).describe('Initial weights, dropout masks and shuffling'),
+  maxBatchesPerEpoch: z.number().int().min(1).max(TRAINING_LIMITS.batchesPerEpoch).optional().describe('Cut every epoch short (quick runs)'),
   dataset: z
     .enum(['phase-one', 'phase-two'])
     .default('phase-one')

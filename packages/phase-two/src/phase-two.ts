@@ -1,21 +1,39 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { GraftError, Rng, defineStage } from '@graft/core';
-import { MODEL_DIR, runFingerprint, writeTrainingMetrics } from '@graft/phase-one';
+import { GraftError, MAX_SEED, Rng, defineStage } from '@graft/core';
+import { MODEL_DIR, TRAINING_LIMITS, runFingerprint, writeTrainingMetrics } from '@graft/phase-one';
 import type { PhaseOneMetricsFile } from '@graft/phase-one';
 import { readSplit, readSplitData } from '@graft/split';
 
-export const phaseTwoParams = z.strictObject({
-  epochs: z.number().int().min(1).default(8),
-  batchesPerEpoch: z.number().int().min(1).default(550).describe('Batches per epoch, each epoch a fresh shuffle (TF next_batch)'),
-  batchSize: z.number().int().min(1).default(100),
-  learningRate: z.number().positive().default(1e-4).describe('Adam learning rate (fresh optimizer state)'),
-  l2: z.number().min(0).default(0.001).describe('Weight of l2(head kernel) in the loss (all three kernels when trainBase)'),
-  keepProb: z.number().gt(0).max(1).default(0.7).describe('Dropout keep probability, active in the frozen base too'),
-  evalEvery: z.number().int().min(1).default(50),
-  seed: z.number().int().min(0).default(0).describe('Dropout masks and shuffling'),
-  trainBase: z.boolean().default(false).describe('Train every layer instead of the head only (the full fine-tuning baseline)'),
-});
+export const phaseTwoParams = z
+  .strictObject({
+    epochs: z.number().int().min(1).max(TRAINING_LIMITS.epochs).default(8),
+    batchesPerEpoch: z
+      .number()
+      .int()
+      .min(1)
+      .max(TRAINING_LIMITS.batchesPerEpoch)
+      .default(550)
+      .describe(`Batches per epoch, each epoch a fresh shuffle (TF next_batch); batchesPerEpoch × batchSize at most ${TRAINING_LIMITS.rowsPerEpoch}`),
+    batchSize: z.number().int().min(1).max(TRAINING_LIMITS.batchSize).default(100),
+    learningRate: z.number().positive().max(TRAINING_LIMITS.learningRate).default(1e-4).describe('Adam learning rate (fresh optimizer state)'),
+    l2: z.number().min(0).max(TRAINING_LIMITS.l2).default(0.001).describe('Weight of l2(head kernel) in the loss (all three kernels when trainBase)'),
+    keepProb: z.number().gt(0).max(1).default(0.7).describe('Dropout keep probability, active in the frozen base too'),
+    evalEvery: z.number().int().min(1).max(TRAINING_LIMITS.evalEvery).default(50),
+    seed: z.number().int().min(0).max(MAX_SEED).default(0).describe('Dropout masks and shuffling'),
+    trainBase: z.boolean().default(false).describe('Train every layer instead of the head only (the full fine-tuning baseline)'),
+  })
+  .superRefine(({ batchesPerEpoch, batchSize }, ctx) => {
+    // Each over its own bound is reported once, by that bound.
+    if (batchesPerEpoch > TRAINING_LIMITS.batchesPerEpoch || batchSize > TRAINING_LIMITS.batchSize) return;
+    if (batchesPerEpoch * batchSize > TRAINING_LIMITS.rowsPerEpoch) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batchesPerEpoch'],
+        message: `batchesPerEpoch × batchSize is ${batchesPerEpoch} × ${batchSize} = ${batchesPerEpoch * batchSize} rows per epoch, more than the ${TRAINING_LIMITS.rowsPerEpoch} allowed (each epoch's shuffle order is drawn up front); lower either`,
+      });
+    }
+  });
 export type PhaseTwoParams = z.output<typeof phaseTwoParams>;
 
 export interface PhaseTwoMetricsFile extends Omit<PhaseOneMetricsFile, 'dataset'> {

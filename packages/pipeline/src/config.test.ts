@@ -1,7 +1,11 @@
-import { defineStage, type StageDefinition } from '@graft/core';
-import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MAX_SEED, UsageError, defineStage, type StageDefinition } from '@graft/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError, entriesFor, pipelineJsonSchema, resolveConfig, type StageRegistry } from './config.ts';
+import { ConfigError, MAX_CONFIG_BYTES, checkEntryName, entriesFor, pipelineJsonSchema, readConfigFile, resolveConfig, type StageRegistry } from './config.ts';
 
 const noop = async () => ({ metrics: {} });
 const registry: StageRegistry = new Map<string, StageDefinition>(
@@ -9,6 +13,14 @@ const registry: StageRegistry = new Map<string, StageDefinition>(
     defineStage({ name: 'source', version: '1', description: 'makes data', inputs: [], params: z.strictObject({ rows: z.number().int().min(1).default(10) }), run: noop }),
     defineStage({ name: 'train', version: '1', description: 'trains', inputs: ['data'], params: z.strictObject({ epochs: z.number().int().min(1).default(2), seed: z.number().int().min(0).default(0), mode: z.enum(['a', 'b']).default('a') }), run: noop }),
     defineStage({ name: 'graft', version: '1', description: 'two inputs', inputs: ['model', 'data'], params: z.strictObject({ seed: z.number().int().default(0) }), run: noop }),
+    defineStage({
+      name: 'nested',
+      version: '1',
+      description: 'an object param',
+      inputs: [],
+      params: z.strictObject({ opt: z.strictObject({ lr: z.number().default(1), sched: z.strictObject({ every: z.number().default(2) }).default({ every: 2 }) }).default({ lr: 1, sched: { every: 2 } }) }),
+      run: noop,
+    }),
   ].map((s) => [s.name, s as unknown as StageDefinition]),
 );
 
@@ -64,7 +76,7 @@ describe('resolveConfig', () => {
       ]),
     );
     expect(problems.find((p) => p.path === 'entries.src.params')!.message).toContain('"colour"');
-    expect(problems.find((p) => p.path === 'entries.odd.stage')!.message).toContain('known stages: source, train, graft');
+    expect(problems.find((p) => p.path === 'entries.odd.stage')!.message).toContain('known stages: source, train, graft, nested');
     expect(problems.find((p) => p.path === 'entries.fit.inputs.data')!.message).toContain('"nowhere"');
     expect(problems.find((p) => p.path === 'entries.g.inputs')!.message).toContain('missing input "data"');
   });
@@ -129,6 +141,115 @@ describe('resolveConfig', () => {
     expect(fromCli.entries.map((e) => e.params.seed)).toEqual([undefined, 11, 11]);
     expect(fromCli.seed).toBe(11);
     expect(problemsOf(raw, { seed: -1, backend: 'gpu' }).map((p) => p.path).sort()).toEqual(['--backend', '--seed']);
+  });
+});
+
+describe('names JavaScript objects carry are config errors, never lookups (issue #9 cases 8, 9)', () => {
+  const INTERNALS = ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf'];
+  // JSON.parse, as a config file arrives: an own "__proto__" key, not a prototype.
+  const parsed = (json: string) => JSON.parse(json) as unknown;
+
+  it('rejects an input that names one, instead of finding an inherited property', () => {
+    for (const name of INTERNALS) {
+      const problems = problemsOf(parsed(`{"entries":{"src":{"stage":"source"},"fit":{"stage":"train","inputs":{"data":"${name}"}}}}`));
+      expect(problems, name).toContainEqual(expect.objectContaining({ path: 'entries.fit.inputs.data', message: expect.stringContaining(`"${name}"`) }));
+    }
+  });
+
+  it('rejects an entry named like one, and a "__proto__" key anywhere, instead of dropping it', () => {
+    for (const name of INTERNALS) {
+      const problems = problemsOf(parsed(`{"entries":{"src":{"stage":"source"},"${name}":{"stage":"train","inputs":{"data":"src"}}}}`));
+      expect(problems.map((p) => p.path), name).toContain(`entries.${name}`);
+    }
+    const problems = problemsOf(parsed('{"entries":{"src":{"stage":"source","params":{"__proto__":{"rows":3}},"inputs":{"__proto__":"x"}}}}'));
+    expect(problems.map((p) => p.path).sort()).toEqual(['entries.src.inputs.__proto__', 'entries.src.params.__proto__']);
+    expect(problems[0]!.message).toContain('"__proto__" is not a valid key');
+  });
+
+  it('documents the entry-name pattern and applies it', () => {
+    for (const good of ['ingest', 'phase-two', 'full-finetune', 'run2', 'a-1-b']) expect(checkEntryName(good), good).toBeUndefined();
+    for (const bad of ['all', 'constructor', 'Phase', 'two--dashes', '-lead', 'trail-', '9lives', 'x'.repeat(65), '', 'a.b', 'a_b']) {
+      expect(checkEntryName(bad), bad).toContain('lower-case words');
+    }
+  });
+
+  it('makes every --set path that names nothing an error naming the flag, and never writes through a prototype', () => {
+    const cases: Array<[string, string]> = [
+      ['toString.epochs=3', 'no entry named "toString"'],
+      ['__proto__.epochs=3', 'no entry named "__proto__"'],
+      ['constructor.epochs=3', 'no entry named "constructor"'],
+      ['fit.toString=1', 'stage train has no param "toString"; its params: epochs, seed, mode'],
+      ['fit.__proto__=1', 'stage train has no param "__proto__"'],
+      ['fit.epochs.x=1', 'fit.epochs is a number, not an object, so "epochs.x" names nothing; set the whole value'],
+      ['fit.mode.x.y=1', 'fit.mode is one of a set of strings, not an object'],
+      ['fit.epocs=1', 'stage train has no param "epocs"'],
+      ['fit..epochs=1', 'stage train has no param ""'],
+      ['n.opt.__proto__.x=1', 'n.opt has no field "__proto__"; fields: lr, sched'],
+      ['n.opt.sched.hourly=1', 'n.opt.sched has no field "hourly"; fields: every'],
+    ];
+    const raw = { entries: { ...valid.entries, n: { stage: 'nested' } } };
+    for (const [assignment, message] of cases) {
+      const problems = problemsOf(raw, { set: [assignment] });
+      expect(problems, assignment).toEqual([{ path: `--set ${assignment}`, message: expect.stringContaining(message) }]);
+    }
+    expect(({} as Record<string, unknown>).epochs).toBeUndefined();
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
+    // Paths into object params still work, and keep the sibling defaults.
+    const config = resolveConfig(raw, registry, 'x.json', { set: ['n.opt.sched.every=5', 'n.opt.lr=0.5'] });
+    expect(config.entries.find((e) => e.name === 'n')!.params).toEqual({ opt: { lr: 0.5, sched: { every: 5 } } });
+  });
+
+  it('bounds seeds at 2^32 - 1, the largest Rng tells apart', () => {
+    expect(MAX_SEED).toBe(2 ** 32 - 1);
+    expect(resolveConfig({ ...valid, seed: MAX_SEED }, registry, 'x.json').seed).toBe(MAX_SEED);
+    expect(problemsOf({ ...valid, seed: MAX_SEED + 1 }).map((p) => p.path)).toEqual(['seed']);
+    expect(problemsOf(valid, { seed: MAX_SEED + 1 })).toEqual([{ path: '--seed', message: expect.stringContaining('from 0 to 4294967295') }]);
+  });
+
+  it('reports absurd nesting as a problem, not a stack overflow', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const problems = problemsOf({ entries: { src: { stage: 'source', params: { rows: deep } } } });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.message).toContain('nested more than 32 levels deep');
+  });
+});
+
+describe('readConfigFile', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'graft-config-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  async function refusal(path: string): Promise<UsageError> {
+    const error = await readConfigFile(path).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).message).not.toContain('\n');
+    return error as UsageError;
+  }
+
+  it('reads a config file', async () => {
+    await writeFile(join(dir, 'ok.json'), JSON.stringify(valid));
+    expect(await readConfigFile(join(dir, 'ok.json'))).toEqual(valid);
+  });
+
+  it('refuses devices, directories, named pipes and oversized files in one line, without reading them', async () => {
+    expect((await refusal('/dev/zero')).message).toBe(
+      'Cannot read pipeline config: /dev/zero is a character device, not a regular file. Pass a pipeline config file (JSON) with --config.',
+    );
+    expect((await refusal(dir)).message).toContain(`${dir} is a directory, not a regular file`);
+    // Opening a FIFO for reading blocks until a writer comes, unless opened non-blocking.
+    execFileSync('mkfifo', [join(dir, 'pipe.json')]);
+    expect((await refusal(join(dir, 'pipe.json'))).message).toContain('is a named pipe, not a regular file');
+    await writeFile(join(dir, 'huge.json'), Buffer.alloc(MAX_CONFIG_BYTES + 1, 0x20));
+    expect((await refusal(join(dir, 'huge.json'))).message).toContain('larger than 1 MiB, too large for a pipeline config');
+    expect((await refusal(join(dir, 'missing.json'))).code).toBe('CONFIG_UNREADABLE');
+    await writeFile(join(dir, 'bad.json'), Uint8Array.of(0x7b, 0xff, 0x7d));
+    expect((await refusal(join(dir, 'bad.json'))).code).toBe('CONFIG_NOT_JSON');
   });
 });
 

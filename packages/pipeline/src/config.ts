@@ -1,5 +1,17 @@
-import { readFile } from 'node:fs/promises';
-import { BACKEND_REQUESTS, UsageError, describeSystemError, isBackendRequest, formatJsonPath, zodProblems, type BackendRequest, type Problem, type StageDefinition } from '@graft/core';
+import {
+  BACKEND_REQUESTS,
+  FileRefusedError,
+  MAX_SEED,
+  UsageError,
+  describeSystemError,
+  formatJsonPath,
+  isBackendRequest,
+  readBoundedFile,
+  zodProblems,
+  type BackendRequest,
+  type Problem,
+  type StageDefinition,
+} from '@graft/core';
 import { z } from 'zod';
 
 /**
@@ -10,7 +22,25 @@ import { z } from 'zod';
  */
 
 
-const ENTRY_NAME = /^[a-z][a-z0-9-]*$/;
+/**
+ * Entry names: lower-case words of letters and digits joined by single '-', starting with
+ * a letter, at most 64 characters ("phase-two", "full-finetune"). Names JavaScript objects
+ * already carry (constructor, ...) and "all" (the CLI target) are taken.
+ */
+export const ENTRY_NAME = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+const ENTRY_NAME_MAX = 64;
+const ENTRY_NAME_RULE = 'entry names are lower-case words of letters and digits joined by "-", starting with a letter (e.g. "phase-two", "full-finetune"), at most 64 characters, and not "all" or "constructor"';
+
+/** Whether `name` may name an entry (see ENTRY_NAME); the reason when not. */
+export function checkEntryName(name: string): string | undefined {
+  if (!ENTRY_NAME.test(name) || name.length > ENTRY_NAME_MAX || name === 'all' || name in Object.prototype) return ENTRY_NAME_RULE;
+  return undefined;
+}
+
+/** A pipeline config is a small hand-written JSON file; anything larger is not one. */
+export const MAX_CONFIG_BYTES = 2 ** 20;
+/** Deeper nesting than any config needs; checked without recursion, so absurd depth is a problem, not a stack overflow. */
+const MAX_CONFIG_DEPTH = 32;
 
 const entrySchema = z.strictObject({
   stage: z.string().describe('Stage package this entry runs: ingest, split, phase-one, transplant, phase-two'),
@@ -27,11 +57,12 @@ const configSchema = z.strictObject({
   name: z.string().optional(),
   description: z.string().optional(),
   backend: z.enum(BACKEND_REQUESTS).optional().describe('Compute backend for training stages (default auto)'),
-  seed: z.number().int().min(0).optional().describe('Seed for every entry that has a seed param, unless the entry sets its own'),
+  seed: z.number().int().min(0).max(MAX_SEED).optional().describe('Seed for every entry that has a seed param, unless the entry sets its own'),
   entries: z.record(z.string(), entrySchema),
 });
 
 export type WrittenConfig = z.input<typeof configSchema>;
+type WrittenEntry = z.output<typeof entrySchema>;
 
 export interface ResolvedEntry {
   name: string;
@@ -78,18 +109,28 @@ export interface ConfigOverrides {
   backend?: string;
 }
 
-/** Reads a config file; an unreadable file or invalid JSON is a UsageError naming the file. */
+/**
+ * Reads a config file; an unreadable file, a device or pipe (`--config /dev/zero`), a file
+ * over MAX_CONFIG_BYTES or invalid JSON is one UsageError line naming the file.
+ */
 export async function readConfigFile(path: string): Promise<unknown> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readBoundedFile(path, MAX_CONFIG_BYTES);
   } catch (error) {
-    throw new UsageError('CONFIG_UNREADABLE', `Cannot read pipeline config: ${describeSystemError(error, path)}. Pass an existing file with --config.`, { cause: error });
+    const reason =
+      error instanceof FileRefusedError
+        ? error.code === 'FILE_TOO_LARGE'
+          ? `${path} is larger than ${MAX_CONFIG_BYTES / 2 ** 20} MiB, too large for a pipeline config`
+          : error.message
+        : describeSystemError(error, path);
+    throw new UsageError('CONFIG_UNREADABLE', `Cannot read pipeline config: ${reason}. Pass a pipeline config file (JSON) with --config.`, { cause: error });
   }
   try {
-    return JSON.parse(text);
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (error) {
-    throw new UsageError('CONFIG_NOT_JSON', `${path} is not valid JSON (${(error as Error).message}). Fix the syntax and run again.`, { cause: error });
+    const reason = error instanceof SyntaxError ? (error as Error).message : 'not UTF-8 text';
+    throw new UsageError('CONFIG_NOT_JSON', `${path} is not valid JSON (${reason}). Fix the syntax and run again.`, { cause: error });
   }
 }
 
@@ -113,10 +154,85 @@ function blameOverrides(error: z.ZodError, entryName: string, assignments: reado
   });
 }
 
+/**
+ * Keys a config may not use anywhere: `__proto__` vanishes (or replaces the prototype)
+ * when JSON becomes objects, so it could never mean what it says. Also bounds the depth.
+ * Iterative, so no input can overflow the stack.
+ */
+function forbiddenKeyProblems(raw: unknown): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value: raw, path: '', depth: 0 }];
+  while (stack.length > 0) {
+    const { value, path, depth } = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > MAX_CONFIG_DEPTH) {
+      problems.push({ path, message: `nested more than ${MAX_CONFIG_DEPTH} levels deep; no pipeline config needs that` });
+      continue;
+    }
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => stack.push({ value: item, path: `${path}[${i}]`, depth: depth + 1 }));
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      const at = path === '' ? key : `${path}.${key}`;
+      if (key === '__proto__') problems.push({ path: at, message: '"__proto__" is not a valid key (JavaScript would silently drop it)' });
+      else stack.push({ value: (value as Record<string, unknown>)[key], path: at, depth: depth + 1 });
+    }
+  }
+  return problems;
+}
+
 /** The `seed` key of a stage's params schema, if it has one. */
 function hasSeedParam(stage: StageDefinition): boolean {
-  const shape = (stage.params as unknown as { shape?: Record<string, unknown> }).shape;
-  return shape !== undefined && 'seed' in shape;
+  const shape = objectShape(stage.params);
+  return shape !== undefined && Object.hasOwn(shape, 'seed');
+}
+
+/** The inner schema of the wrappers a param can carry: .default(), .optional(), .nullable(), a pipe's input. */
+function unwrap(schema: z.ZodType): z.ZodType {
+  let current = schema;
+  for (;;) {
+    const def = (current as unknown as { _zod: { def: { type: string; innerType?: z.ZodType; in?: z.ZodType } } })._zod.def;
+    if (def.innerType !== undefined) current = def.innerType;
+    else if (def.type === 'pipe' && def.in !== undefined) current = def.in;
+    else return current;
+  }
+}
+
+/** The shape of an object schema (through its wrappers), or undefined when it is not one. */
+function objectShape(schema: z.ZodType): Record<string, z.ZodType> | undefined {
+  const inner = unwrap(schema);
+  return inner instanceof z.ZodObject ? (inner.shape as Record<string, z.ZodType>) : undefined;
+}
+
+/** What kind of value a schema takes, for messages: "a list", "a number", ... */
+function kindOf(schema: z.ZodType): string {
+  const type = (unwrap(schema) as unknown as { _zod: { def: { type: string } } })._zod.def.type;
+  const names: Record<string, string> = { array: 'a list', number: 'a number', int: 'an integer', boolean: 'true or false', string: 'a string', enum: 'one of a set of strings', literal: 'a fixed value' };
+  return Object.hasOwn(names, type) ? names[type]! : `a ${type}`;
+}
+
+/**
+ * Why `keys` (a `--set` path below the entry) names nothing in a stage's params schema,
+ * or undefined when it names a param (or a field of an object param).
+ */
+function paramPathProblem(stage: StageDefinition, entryName: string, keys: readonly string[]): string | undefined {
+  let schema: z.ZodType = stage.params;
+  for (let i = 0; i < keys.length; i++) {
+    const shape = objectShape(schema);
+    const key = keys[i]!;
+    const here = [entryName, ...keys.slice(0, i)].join('.');
+    if (shape === undefined) {
+      return `${here} is ${kindOf(schema)}, not an object, so "${keys.slice(0, i + 1).join('.')}" names nothing; set the whole value, e.g. --set ${here}=<JSON value>`;
+    }
+    if (!Object.hasOwn(shape, key)) {
+      const known = Object.keys(shape);
+      const what = i === 0 ? `stage ${stage.name} has no param "${key}"` : `${here} has no field "${key}"`;
+      return `${what}; ${i === 0 ? 'its params' : 'fields'}: ${known.join(', ') || '(none)'}`;
+    }
+    schema = shape[key]!;
+  }
+  return undefined;
 }
 
 /** Parses `--set` values: JSON when it parses (numbers, booleans, arrays), else the raw string. */
@@ -128,24 +244,39 @@ export function parseOverrideValue(raw: string): unknown {
   }
 }
 
-function applyOverrides(written: z.output<typeof configSchema>, overrides: ConfigOverrides, problems: ConfigProblem[]): void {
+/**
+ * Applies `--set entry.param[.field...]=value`. Every path must name an entry and a param
+ * of its stage (checked against the stage's params schema, so a typo or a field of a list
+ * is an error naming the flag, not an override silently ignored).
+ */
+function applyOverrides(entries: ReadonlyMap<string, WrittenEntry>, registry: StageRegistry, overrides: ConfigOverrides, problems: ConfigProblem[]): void {
   for (const assignment of overrides.set ?? []) {
+    const path = `--set ${assignment}`;
     const match = /^([^.=]+)\.([^=]+)=(.*)$/s.exec(assignment);
     if (!match) {
-      problems.push({ path: `--set ${assignment}`, message: 'expected entry.param=value, e.g. --set phase-two.epochs=2' });
+      problems.push({ path, message: 'expected entry.param=value, e.g. --set phase-two.epochs=2' });
       continue;
     }
     const [, entryName, paramPath, rawValue] = match as unknown as [string, string, string, string];
-    const entry = written.entries[entryName];
+    const entry = entries.get(entryName);
     if (!entry) {
-      problems.push({ path: `--set ${assignment}`, message: `no entry named "${entryName}"; entries: ${Object.keys(written.entries).join(', ')}` });
+      problems.push({ path, message: `no entry named "${entryName}"; entries: ${[...entries.keys()].join(', ')}` });
+      continue;
+    }
+    const stage = registry.get(entry.stage);
+    // An unknown stage is reported on its entry; there is no schema to check the path against.
+    if (!stage) continue;
+    const keys = paramPath.split('.');
+    const problem = paramPathProblem(stage, entryName, keys);
+    if (problem) {
+      problems.push({ path, message: problem });
       continue;
     }
     entry.params ??= {};
-    const keys = paramPath.split('.');
     let target = entry.params as Record<string, unknown>;
     for (const key of keys.slice(0, -1)) {
-      if (typeof target[key] !== 'object' || target[key] === null) target[key] = {};
+      const next = Object.hasOwn(target, key) ? target[key] : undefined;
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) target[key] = {};
       target = target[key] as Record<string, unknown>;
     }
     target[keys[keys.length - 1]!] = parseOverrideValue(rawValue);
@@ -159,33 +290,34 @@ function applyOverrides(written: z.output<typeof configSchema>, overrides: Confi
 export function resolveConfig(raw: unknown, registry: StageRegistry, source: string, givenOverrides: ConfigOverrides = {}): ResolvedConfig {
   let overrides = givenOverrides;
   const problems: ConfigProblem[] = [];
+  // Checked before anything copies or walks the config recursively (structuredClone below).
+  const forbidden = forbiddenKeyProblems(raw);
   const shape = configSchema.safeParse(raw);
-  if (!shape.success) throw new ConfigError(source, zodProblems(shape.error));
-  // structuredClone: overrides must not mutate the caller's object.
+  if (!shape.success || forbidden.length > 0) throw new ConfigError(source, [...forbidden, ...(shape.success ? [] : zodProblems(shape.error))]);
+  // structuredClone: overrides must not mutate the caller's object. A Map from here on:
+  // entry names are looked up, and no name may find something an object inherits.
   const written = structuredClone(shape.data);
+  const writtenEntries = new Map(Object.entries(written.entries));
 
   if (overrides.backend !== undefined && !isBackendRequest(overrides.backend)) {
     problems.push({ path: '--backend', message: `unknown backend "${overrides.backend}"; use one of ${BACKEND_REQUESTS.join(', ')}` });
   }
   const seedOverride = overrides.seed;
-  if (seedOverride !== undefined && (!Number.isInteger(seedOverride) || seedOverride < 0)) {
-    problems.push({ path: '--seed', message: `seed must be a non-negative integer, got ${seedOverride}` });
+  if (seedOverride !== undefined && (!Number.isInteger(seedOverride) || seedOverride < 0 || seedOverride > MAX_SEED)) {
+    problems.push({ path: '--seed', message: `seed must be an integer from 0 to ${MAX_SEED}, got ${seedOverride}` });
     // Reported once here, not again for every entry it would have reached.
     overrides = { ...overrides, seed: undefined };
   }
-  applyOverrides(written, overrides, problems);
+  applyOverrides(writtenEntries, registry, overrides, problems);
   const globalSeed = overrides.seed ?? written.seed;
 
-  const names = Object.keys(written.entries);
-  if (names.length === 0) problems.push({ path: 'entries', message: 'a pipeline needs at least one entry' });
+  if (writtenEntries.size === 0) problems.push({ path: 'entries', message: 'a pipeline needs at least one entry' });
 
   const entries = new Map<string, ResolvedEntry>();
-  for (const name of names) {
-    const entry = written.entries[name]!;
+  for (const [name, entry] of writtenEntries) {
     const path = `entries.${name}`;
-    if (!ENTRY_NAME.test(name) || name === 'all') {
-      problems.push({ path, message: 'entry names are lower-case words joined by "-" (and not "all"), e.g. "phase-two" or "full-finetune"' });
-    }
+    const nameProblem = checkEntryName(name);
+    if (nameProblem) problems.push({ path, message: nameProblem });
     const stage = registry.get(entry.stage);
     if (!stage) {
       problems.push({ path: `${path}.stage`, message: `unknown stage "${entry.stage}"; known stages: ${[...registry.keys()].join(', ')}` });
@@ -201,12 +333,12 @@ export function resolveConfig(raw: unknown, registry: StageRegistry, source: str
 
     const inputs = entry.inputs ?? {};
     for (const slot of stage.inputs) {
-      if (inputs[slot] === undefined) problems.push({ path: `${path}.inputs`, message: `missing input "${slot}" (stage ${stage.name} takes: ${stage.inputs.join(', ')})` });
+      if (!Object.hasOwn(inputs, slot)) problems.push({ path: `${path}.inputs`, message: `missing input "${slot}" (stage ${stage.name} takes: ${stage.inputs.join(', ')})` });
     }
     for (const [slot, upstream] of Object.entries(inputs)) {
       if (!stage.inputs.includes(slot)) {
         problems.push({ path: `${path}.inputs.${slot}`, message: `stage ${stage.name} has no input "${slot}"${stage.inputs.length ? ` (it takes: ${stage.inputs.join(', ')})` : ' (it takes no inputs)'}` });
-      } else if (!(upstream in written.entries)) {
+      } else if (!writtenEntries.has(upstream)) {
         problems.push({ path: `${path}.inputs.${slot}`, message: `refers to "${upstream}", which is not an entry of this pipeline` });
       } else if (upstream === name) {
         problems.push({ path: `${path}.inputs.${slot}`, message: 'an entry cannot consume its own output' });
@@ -299,7 +431,7 @@ export function pipelineJsonSchema(registry: StageRegistry): Record<string, unkn
     }),
   );
   const schema = configSchema.extend({
-    entries: z.record(z.string(), stageEntries.length > 0 ? z.union(stageEntries as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]) : entrySchema),
+    entries: z.record(z.string().regex(ENTRY_NAME).max(ENTRY_NAME_MAX), stageEntries.length > 0 ? z.union(stageEntries as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]) : entrySchema),
   });
   return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
 }

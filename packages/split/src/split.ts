@@ -11,7 +11,8 @@ export type Subset = (typeof SUBSETS)[number];
 export const SPLIT_INFO_FILE = 'split.json';
 
 export const splitParams = z.strictObject({
-  holdout: z.array(z.number().int().min(0).max(255)).default([9]),
+  // Labels are bytes: at most 256 distinct classes to hold out.
+  holdout: z.array(z.number().int().min(0).max(255)).max(256).default([9]),
 });
 export type SplitParams = z.output<typeof splitParams>;
 

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { GraftError, Rng, defineStage, isGraftError } from '@graft/core';
+import { GraftError, MAX_SEED, Rng, defineStage, isGraftError } from '@graft/core';
 import { METRICS_FILE, MODEL_DIR, perClassByLabel, testClasses } from '@graft/phase-one';
 import { readSplit, readSplitData } from '@graft/split';
 import type { SplitInfo } from '@graft/split';
@@ -11,7 +11,7 @@ export const transplantParams = z.strictObject({
     .boolean()
     .default(false)
     .describe("Also copy the trained head bias of the old classes (the seed notebook kept the fresh 0.1 bias)"),
-  seed: z.number().int().min(0).default(0).describe('Fresh head columns for the new classes'),
+  seed: z.number().int().min(0).max(MAX_SEED).default(0).describe('Fresh head columns for the new classes'),
 });
 export type TransplantParams = z.output<typeof transplantParams>;
 

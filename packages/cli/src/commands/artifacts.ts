@@ -1,12 +1,12 @@
-import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
+import { ArtifactStore } from '@graft/artifacts';
 import { GraftError, UsageError } from '@graft/core';
 import { listRuns } from '@graft/runs';
 import type { Argv } from 'yargs';
-import type { GlobalOptions } from '../options.ts';
+import { storeRoot, type GlobalOptions } from '../options.ts';
 import { registerRemoteSubcommands } from './remote.ts';
 
 function openStore(argv: { artifacts: string | undefined }): ArtifactStore {
-  return new ArtifactStore(resolveStoreRoot(argv.artifacts));
+  return new ArtifactStore(storeRoot(argv));
 }
 
 function formatBytes(bytes: number): string {

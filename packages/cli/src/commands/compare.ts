@@ -1,9 +1,8 @@
-import { resolveStoreRoot } from '@graft/artifacts';
 import { UsageError } from '@graft/core';
 import { compareRuns, formatComparison, formatRunList, plotCurves } from '@graft/report';
 import { listRuns, resolveRunRefs } from '@graft/runs';
 import type { Argv } from 'yargs';
-import type { GlobalOptions } from '../options.ts';
+import { storeRoot, type GlobalOptions } from '../options.ts';
 
 /** `graft runs ls` and `graft compare <run> <run>...` (anchors: dvc exp show, dvc metrics diff, dvc plots diff). */
 export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
@@ -14,7 +13,7 @@ export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
         'List runs, newest first',
         (a) => a.option('format', { choices: ['table', 'json'] as const, default: 'table' as const }).option('json', { type: 'boolean', default: false }),
         async (argv) => {
-          const runs = await listRuns(resolveStoreRoot(argv.artifacts));
+          const runs = await listRuns(storeRoot(argv));
           const format = argv.json ? 'json' : argv.format;
           // The table lists unreadable runs itself; JSON output keeps stdout parseable.
           if (format === 'json') for (const w of runs.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
@@ -36,7 +35,7 @@ export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
     async (argv) => {
       const refs = argv.runs as string[];
       if (refs.length < 1) throw new UsageError('BAD_ARGUMENTS', 'Name at least one run (e.g. graft compare latest latest~1).');
-      const runs = await resolveRunRefs(resolveStoreRoot(argv.artifacts), refs);
+      const runs = await resolveRunRefs(storeRoot(argv), refs);
       process.stdout.write(formatComparison(compareRuns(runs), argv.format, { all: argv.all }) + '\n');
       if (argv.plot) {
         await plotCurves(runs, argv.plot);

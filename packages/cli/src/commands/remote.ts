@@ -1,10 +1,10 @@
-import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
+import { ArtifactStore } from '@graft/artifacts';
 import { GraftError, UsageError } from '@graft/core';
 import type { SharedArtifacts } from '@graft/pipeline';
 // Types only: @graft/remote (and the AWS SDK behind it) is imported when a command uses a remote.
 import type { ArtifactRemote, TransferReport } from '@graft/remote';
 import type { Argv } from 'yargs';
-import { lastValue, type GlobalOptions } from '../options.ts';
+import { lastValue, storeRoot, type GlobalOptions } from '../options.ts';
 
 export interface RemoteArgs {
   remote: string | undefined;
@@ -70,7 +70,7 @@ async function transfer(direction: Direction, argv: GlobalOptions & RemoteArgs &
   if (direction === 'pull' && argv.overwrite) throw new UsageError('BAD_ARGUMENTS', '--overwrite applies to push only; pull always verifies and keeps a good local copy.');
   const remote = await openRemoteFrom(argv);
   if (!remote) throw new UsageError('REMOTE_MISSING', `Name the remote: graft artifacts ${direction} --remote s3://BUCKET/PREFIX (or set GRAFT_REMOTE).`);
-  const store = new ArtifactStore(resolveStoreRoot(argv.artifacts));
+  const store = new ArtifactStore(storeRoot(argv));
   const selectors = (argv.selectors ?? []).filter((s) => s.trim() !== '');
   const print = (report: TransferReport): void => {
     if (argv.json) return;

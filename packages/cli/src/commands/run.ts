@@ -1,6 +1,6 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { relative } from 'node:path';
-import { ArtifactStore, resolveStoreRoot } from '@graft/artifacts';
+import { ArtifactStore } from '@graft/artifacts';
 import { BACKEND_REQUESTS, GraftError, UsageError, describeSystemError } from '@graft/core';
 import { entriesFor, readConfigFile, resolveConfig, runPipeline, summariseMetrics } from '@graft/pipeline';
 import { newRunId, runLogPath, type RunRecord } from '@graft/runs';
@@ -8,7 +8,7 @@ import { defaultRegistry } from '../registry.ts';
 import type { Argv } from 'yargs';
 import { createLogger, createProgressFactory } from '../logging.ts';
 import { addRemoteOptions, openRemoteFrom, sharedArtifacts } from './remote.ts';
-import { DEFAULT_CONFIG, lastValue, resolveConfigPath, type GlobalOptions } from '../options.ts';
+import { DEFAULT_CONFIG, lastValue, resolveConfigPath, storeRoot, type GlobalOptions } from '../options.ts';
 
 /** `graft run <target>`: build (or reuse) the target entry and everything it needs. */
 export function registerRunCommand(cli: Argv<GlobalOptions>): void {
@@ -48,7 +48,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
       for (const config of configs) entriesFor(config, argv.target);
       // A bad --remote or --endpoint is a usage error before anything is created.
       const remote = await openRemoteFrom(argv);
-      const store = new ArtifactStore(resolveStoreRoot(argv.artifacts), {
+      const store = new ArtifactStore(storeRoot(argv), {
         // Wait as long as the other builder is alive (its heartbeat stays fresh): phase one
         // alone takes longer than any fixed bound. Dead or stale holders are broken at once.
         lockTimeoutMs: Number.POSITIVE_INFINITY,
