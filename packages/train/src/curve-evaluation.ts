@@ -41,6 +41,12 @@ export interface CurveEvaluator {
    * (the worker evaluator keeps at most two points in flight, so snapshots cannot pile up).
    */
   submit(at: PointAt, batch: StepBatch, msPerStep: number): Promise<void>;
+  /**
+   * Runs `then` once every point submitted so far is recorded: at once when none is pending.
+   * The loop's progress updates go through here, so whatever they log keeps its place among
+   * the curve's log lines.
+   */
+  inOrder(then: () => void): void;
   /** Resolves once every submitted point is recorded; rejects if an evaluation failed. */
   drain(): Promise<void>;
   /** Stops the worker, if any. Safe to call more than once and after a failure. */
@@ -102,6 +108,10 @@ class InlineEvaluator implements CurveEvaluator {
     this.options.record({ ...at, ...pointAccuracies(vars, spec, batch, validation) }, msPerStep);
   }
 
+  inOrder(then: () => void): void {
+    then();
+  }
+
   async drain(): Promise<void> {}
   async close(): Promise<void> {}
 }
@@ -130,6 +140,8 @@ interface InFlight {
   id: number;
   at: PointAt;
   msPerStep: number;
+  /** inOrder callbacks queued behind this point. */
+  then: Array<() => void>;
 }
 
 class WorkerEvaluator implements CurveEvaluator {
@@ -187,10 +199,16 @@ class WorkerEvaluator implements CurveEvaluator {
     }
     this.sentAll = true;
     const id = this.nextId++;
-    this.inFlight.push({ id, at, msPerStep });
+    this.inFlight.push({ id, at, msPerStep, then: [] });
     const request: WorkerRequest = { type: 'evaluate', id, weights, shapes, batch: { x: batch.x.slice(), y: batch.y.slice(), size: batch.size } };
     this.worker.postMessage(request, transfer);
     await this.waitUntil(() => this.inFlight.length < MAX_IN_FLIGHT);
+  }
+
+  inOrder(then: () => void): void {
+    const last = this.inFlight[this.inFlight.length - 1];
+    if (last) last.then.push(then);
+    else then();
   }
 
   drain(): Promise<void> {
@@ -216,6 +234,7 @@ class WorkerEvaluator implements CurveEvaluator {
     this.inFlight.shift();
     try {
       this.options.record({ ...head.at, batchAccuracy: reply.batchAccuracy, valAccuracy: reply.valAccuracy }, head.msPerStep);
+      for (const then of head.then) then();
     } catch (error) {
       this.fail(`recording a curve point failed: ${error instanceof Error ? error.message : String(error)}`, error);
       return;

@@ -194,7 +194,13 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
         if ((b + 1) % evalEvery === 0) {
           await evaluator.submit({ epoch, batch: b + 1, step: state.steps, loss: lossValue }, { x, y, size }, round(state.trainMs / state.steps, 2));
         }
-        progress?.update(state.steps, { epoch, batch: b + 1, ...valField(state) });
+        if (progress) {
+          const step = state.steps;
+          const batch = b + 1;
+          // After the pending points are recorded, so the progress records (and their val
+          // field) interleave with the curve's log lines exactly as with inline evaluation.
+          evaluator.inOrder(() => progress.update(step, { epoch, batch, ...valField(state) }));
+        }
       }
       // The checkpoint carries the curve so far: every point of this epoch must be in it.
       await evaluator.drain();
