@@ -6,3 +6,5 @@ export { BENCH_BACKENDS, parseBackendList, resolveBenchOptions } from './options
 export type { BenchOptions, ResolvedBenchOptions } from './options.ts';
 export { median, percentile, summarise } from './stats.ts';
 export type { Timing } from './stats.ts';
+export { TORCH_INSTALL_HINT, formatPaired, runAgainstTorch, runPaired } from './paired.ts';
+export type { AgainstTorchOptions, PairedResult, PhasePairing, StepRunner } from './paired.ts';

@@ -238,7 +238,7 @@ export async function checkTorch(python: string): Promise<void> {
     child.on('close', (code) => done({ code, stderr }));
   });
   if (result.code === 0) return;
-  const why = result.error ? `${python} could not be started (${result.error.message})` : `${python} cannot import torch and numpy (${lastLine(result.stderr)})`;
+  const why = result.error ? `${python} could not be started (${result.error.message})` : `${python} cannot import torch and numpy (${lastLine(result.stderr) || `exit code ${result.code}`})`;
   throw new GraftError('TORCH_UNAVAILABLE', `--against-torch needs PyTorch: ${why}. Install it with \`${TORCH_INSTALL_HINT}\`, or point --python at an interpreter that has it.`, { exitCode: 2 });
 }
 

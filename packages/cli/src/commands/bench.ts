@@ -28,9 +28,34 @@ export function registerBenchCommand(cli: Argv<GlobalOptions>): void {
         .option('warmup', { type: 'number', coerce: lastValue<number>, default: 3, describe: 'Untimed warm-up steps before each measurement' })
         .option('batch-sizes', { type: 'string', coerce: lastValue<string>, default: '50,100,200', describe: 'Phase-one batch sizes for the scaling rows' })
         .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object per backend, one per line, at the end of stdout' })
+        .option('against-torch', {
+          type: 'boolean',
+          default: false,
+          describe: 'Time graft and the PyTorch reference in turns (A B per round and phase, same batches): each side\'s median ms/step and the ratio with the IQR of per-round ratios. Needs python3-torch',
+        })
+        .option('rounds', { type: 'number', coerce: lastValue<number>, default: 7, describe: 'With --against-torch: rounds of A B per phase' })
+        .option('reference', { type: 'string', coerce: lastValue<string>, describe: 'With --against-torch: the reference script (default: GRAFT_TORCH_REFERENCE, else ../shared/bench/seed_reference.py)' })
+        .option('python', { type: 'string', coerce: lastValue<string>, describe: 'With --against-torch: the interpreter that has torch (default /usr/bin/python3)' })
         .example('$0 bench', 'The auto-selected backend, 50 steps (about a minute on wasm)')
+        .example('$0 bench --against-torch --steps 30', 'graft vs the PyTorch reference, 7 paired rounds per phase')
         .example('$0 bench --backend wasm,cpu --steps 5 --json', 'Two backends, each in its own process, as JSON lines'),
     async (argv) => {
+      if (argv['against-torch']) {
+        const { formatPaired, parseBackendList, runAgainstTorch } = await import('@graft/bench');
+        const backends = parseBackendList(argv.backend);
+        if (backends.length !== 1) throw new UsageError('BAD_ARGUMENTS', `--against-torch measures one backend; got --backend ${backends.join(',')}. Name one.`);
+        const result = await runAgainstTorch({
+          backend: backends[0],
+          rounds: argv.rounds,
+          steps: argv.steps,
+          warmup: argv.warmup,
+          reference: argv.reference,
+          python: argv.python,
+          onProgress: (line) => process.stderr.write(`graft bench: ${line}\n`),
+        });
+        process.stdout.write(argv.json ? `${JSON.stringify(result)}\n` : formatPaired(result));
+        return;
+      }
       const scalingBatchSizes = positiveIntList(argv['batch-sizes'], 'batch-sizes');
       // Loads tfjs: only now, so the rest of the CLI stays fast.
       const { formatBenchTable, runBench } = await import('@graft/bench');
