@@ -5,3 +5,6 @@ export type { Comparison, ComparedRun, EntryComparison, MetricComparison, Metric
 export { formatComparison } from './format.ts';
 export type { ComparisonFormat } from './format.ts';
 export { plotCurves } from './plot.ts';
+export { buildReportModel, noLookup, storeLookup } from './report-model.ts';
+export type { ArtifactLookup, ReportModel } from './report-model.ts';
+export { renderReportHtml, reportBody, writeReport } from './report-html.ts';

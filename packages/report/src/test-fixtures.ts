@@ -15,6 +15,13 @@ export function curve(steps: number, every: number, start: number, end: number, 
   return points;
 }
 
+/** A plausible per-class breakdown: 100 test images per class, `accuracy` right, the rest predicted as the next class. */
+export function testClasses(labels: number[], accuracy: number, heldOut: number[]) {
+  const right = Math.round(accuracy * 100);
+  const confusion = labels.map((_, i) => labels.map((__, j) => (i === j ? right : j === (i + 1) % labels.length ? 100 - right : 0)));
+  return { labels, count: labels.map(() => 100), accuracy: labels.map(() => right / 100), confusion, heldOut };
+}
+
 function stage(stageName: string, key: string, params: Record<string, unknown>, inputs: Record<string, string>, metrics: Record<string, unknown>): StageRunRecord {
   return { stage: stageName, stageVersion: '1', key, path: `/store/${stageName}/${key}`, cached: false, durationMs: 1000, params, inputs, metrics };
 }
@@ -51,10 +58,11 @@ export function fixtureRun(o: FixtureOptions): RunRecord {
   const metricsFor: Record<string, Record<string, unknown>> = {
     ingest: { rows: { train: 55000, validation: 5000, test: 10000 } },
     split: { rows: { train: 49555, validation: 4507, test: 8991 }, holdout: [9] },
-    'phase-one': { testAccuracy: p1, valAccuracy: p1 + 0.002, msPerStep: 120.5, steps: 5490, durationMs: 661_000, curve: curve(5490, 50, 0.1, p1 + 0.002, 5 + seed) },
-    transplant: { valAccuracy: 0.12, testAccuracy: 0.11 },
+    'phase-one': { testClasses: testClasses([0, 1, 2, 3, 4, 5, 6, 7, 8], p1, [9]), testAccuracy: p1, valAccuracy: p1 + 0.002, msPerStep: 120.5, steps: 5490, durationMs: 661_000, curve: curve(5490, 50, 0.1, p1 + 0.002, 5 + seed) },
+    transplant: { valAccuracy: 0.12, testAccuracy: 0.11, testClasses: testClasses([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 0.11, [9]) },
     'phase-two': {
       testAccuracy: p2,
+      testClasses: testClasses([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], p2, [9]),
       valAccuracy: p2 + 0.001,
       newClassTestAccuracy: 0.9,
       msPerStep: 40.25,
