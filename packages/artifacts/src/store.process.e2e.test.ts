@@ -40,7 +40,7 @@ beforeEach(async () => {
 describe('ArtifactStore across processes', () => {
   it.each(['crash-before-publish', 'crash-before-rename'])('a process killed (%s) leaves nothing visible; gc cleans up; a rebuild succeeds', async (mode) => {
     const key = keyFor('phase-one', { mode });
-    const result = await runChild([root, 'phase-one', key, mode]);
+    const result = await runChild([root, 'phase-one', JSON.stringify({ mode }), mode]);
     expect(result.signal, result.stderr).toBe('SIGKILL');
 
     const store = new ArtifactStore(root, { lockTimeoutMs: 2_000 });
@@ -59,21 +59,21 @@ describe('ArtifactStore across processes', () => {
     // The checkpoint survives for a resume: it is fresh and its key is unpublished.
     expect(await readFile(join(root, '.checkpoints', 'phase-one', key, 'ckpt.json'), 'utf8')).toBe('{"step":1}');
 
-    const rerun = await runChild([root, 'phase-one', key, 'publish']);
+    const rerun = await runChild([root, 'phase-one', JSON.stringify({ mode }), 'publish']);
     expect(rerun.code, rerun.stderr).toBe(0);
     expect((await store.verify()).map((r) => r.ok)).toEqual([true]);
   });
 
   it('the dead builder\'s lock is broken at once by the next process', async () => {
     const key = keyFor('split', {});
-    expect((await runChild([root, 'split', key, 'crash-before-publish'])).signal).toBe('SIGKILL');
+    expect((await runChild([root, 'split', JSON.stringify({}), 'crash-before-publish'])).signal).toBe('SIGKILL');
     const store = new ArtifactStore(root, { lockTimeoutMs: 0 });
     await store.abort(await store.begin('split', key));
   });
 
   it('two processes building the same key end with one valid artifact', async () => {
     const key = keyFor('ingest', { race: true });
-    const [a, b] = await Promise.all([runChild([root, 'ingest', key, 'publish', '300']), runChild([root, 'ingest', key, 'publish', '300'])]);
+    const [a, b] = await Promise.all([runChild([root, 'ingest', JSON.stringify({ race: true }), 'publish', '300']), runChild([root, 'ingest', JSON.stringify({ race: true }), 'publish', '300'])]);
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     const [ra, rb] = [JSON.parse(a.stdout), JSON.parse(b.stdout)];

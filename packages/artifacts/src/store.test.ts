@@ -2,6 +2,7 @@ import { cp, mkdir, readFile, readdir, rm, stat, symlink, truncate, utimes, writ
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { buildArtifact, keyFor, publishInfo, tempDir } from './__fixtures__/helpers.ts';
+import { computeKey } from './key.ts';
 import { CorruptArtifactError } from './manifest.ts';
 import { ArtifactStore } from './store.ts';
 
@@ -248,6 +249,26 @@ describe('ArtifactStore: list, resolvePrefix, verify', () => {
     ]);
     expect(await store.verify(bad.key.slice(0, 12))).toHaveLength(1);
     expect(await store.verify('zzzz')).toEqual([]);
+  });
+
+  it('re-derives every key from its manifest: recorded sources included, a key its manifest does not explain reported', async () => {
+    const sources = { 'train-images-idx3-ubyte': 'ab'.repeat(32) };
+    const key = computeKey({ stage: 'ingest', stageVersion: '1', params: { n: 2 }, inputs: {}, sources });
+    const pending = await store.begin('ingest', key);
+    await writeFile(join(pending.outDir, 'a'), 'a');
+    const withSources = await store.publish(pending, { ...publishInfo({ n: 2 }), sources });
+    expect(withSources.manifest.sources).toEqual(sources);
+    // Published under a key that does not follow from what its manifest records.
+    const stray = keyFor('split', { n: 3 });
+    const wrong = await store.begin('split', stray);
+    await writeFile(join(wrong.outDir, 'b'), 'b');
+    await store.publish(wrong, publishInfo({ n: 4 }));
+    const reports = await store.verify();
+    expect(reports.find((r) => r.key === key)).toMatchObject({ ok: true, problems: [] });
+    expect(reports.find((r) => r.key === stray)).toMatchObject({
+      ok: false,
+      problems: [expect.stringContaining('the key re-derived from its stage, version, params, inputs and sources is')],
+    });
   });
 });
 

@@ -3,6 +3,7 @@ import { mkdir, open as openFile, readdir, rename, rmdir } from 'node:fs/promise
 import { join, resolve } from 'node:path';
 import { GraftError, type ArtifactManifest, type InputArtifact, type Producer } from '@graft/core';
 import { errnoCode, exists, fsyncDir, fsyncFile, hashFile, newestMtime, removeTree, storeIoError, treeBytes, walkTree } from './fs-util.ts';
+import { computeKey } from './key.ts';
 import { KeyLock, breakLock, isLive, readLock, type LockHolder } from './lock.ts';
 import {
   CorruptArtifactError,
@@ -47,6 +48,8 @@ export interface PublishInfo {
   durationMs: number;
   producer: Producer;
   metrics: Record<string, unknown>;
+  /** What the stage read from outside the store, as it entered the key (manifest `sources`). */
+  sources?: unknown;
 }
 
 export interface GcOptions {
@@ -332,6 +335,7 @@ export class ArtifactStore {
       durationMs: info.durationMs,
       producer: info.producer,
       metrics: info.metrics,
+      ...(info.sources === undefined ? {} : { sources: info.sources }),
     };
     let text: string;
     let manifest: ArtifactManifest;
@@ -464,6 +468,7 @@ export class ArtifactStore {
     const reports: VerifyReport[] = [];
     for (const { stage, key, path } of targets) {
       const { manifest, problems } = await inspectArtifact(path, stage, key);
+      if (manifest) problems.push(...keyProblems(manifest));
       reports.push({ stage, key, path, ok: problems.length === 0 && manifest !== undefined, problems });
     }
     return reports;
@@ -551,4 +556,19 @@ async function readdirIfPresent(dir: string): Promise<string[]> {
     if (errnoCode(error) === 'ENOENT' || errnoCode(error) === 'ENOTDIR') return [];
     throw error;
   }
+}
+
+/**
+ * The key re-derived from what the manifest records (stage, version, params, input keys and
+ * sources) must be the key the artifact is stored under: otherwise the manifest does not
+ * describe how the artifact was built, and a cache hit on it would be a lie.
+ */
+function keyProblems(manifest: ArtifactManifest): string[] {
+  const derived = computeKey({ stage: manifest.stage, stageVersion: manifest.stageVersion, params: manifest.params, inputs: manifest.inputs, sources: manifest.sources });
+  if (derived === manifest.key) return [];
+  const why =
+    manifest.sources === undefined
+      ? ' (the manifest records no sources: if the stage reads files outside the store, it was built by a graft that did not record them; rebuild it with `graft run <entry> --force`)'
+      : '';
+  return [`${MANIFEST_FILE}: the key re-derived from its stage, version, params, inputs and sources is ${derived.slice(0, 12)}…, not ${manifest.key.slice(0, 12)}…${why}`];
 }

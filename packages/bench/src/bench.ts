@@ -7,13 +7,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { GraftError, Rng, isGraftError, silentProgress } from '@graft/core';
 import type { ProgressReporter } from '@graft/core';
-import { readImageTable, selectRows } from '@graft/data';
-import type { ImageTable } from '@graft/data';
-import { ingestDataPath, ingestParams, ingestStage } from '@graft/ingest';
+import { readSplitData, readSplitInfo } from '@graft/data';
+import type { ImageTable, Subset } from '@graft/data';
+import { ingestParams, ingestStage } from '@graft/ingest';
 import * as m from '@graft/model';
 import type { LabelledImages, NetworkSpec } from '@graft/model';
+import { splitParams, splitStage } from '@graft/split';
 import * as train from '@graft/train';
-import type { BatchPlan } from '@graft/train';
+import type { BatchPlan, Recipe } from '@graft/train';
 import { resolveBenchOptions } from './options.ts';
 import type { BenchOptions, ResolvedBenchOptions } from './options.ts';
 import { summarise } from './stats.ts';
@@ -71,10 +72,6 @@ export interface BenchResult {
 
 type Model = ReturnType<typeof m.buildNetwork>;
 
-const LEARNING_RATE = 1e-4;
-const L2 = 0.001;
-const KEEP_PROB = 0.7;
-const HELD_OUT_CLASS = 9;
 const PROGRESS_EVERY_MS = 5000;
 
 /**
@@ -115,10 +112,12 @@ export async function benchBackend(request: string, options: BenchOptions | Reso
     result.ingest = ingest.timing;
     result.ingestMs = ingest.timing.median;
 
-    stage = 'reading the ingested splits';
-    const train = await readImageTable(ingestDataPath(ingest.outDir, 'train'));
-    const validation = await readImageTable(ingestDataPath(ingest.outDir, 'validation'));
-    const phaseOneTrain = withoutClass(train, HELD_OUT_CLASS);
+    // The real split stage, as the pipeline runs it: bench never re-implements the split.
+    stage = 'split';
+    const split = await runSplit(dir, ingest.outDir);
+    const phaseOneTrain = await readSubset(split, 'phase-one', 'train');
+    const phaseTwoTrain = await readSubset(split, 'phase-two', 'train');
+    const validation = await readSubset(split, 'phase-two', 'validation');
     if (o.evalImages > validation.length) {
       throw new GraftError('BENCH_EVAL_TOO_LARGE', `evalImages is ${o.evalImages} but the validation split holds ${validation.length} images; lower it.`);
     }
@@ -134,7 +133,7 @@ export async function benchBackend(request: string, options: BenchOptions | Reso
     }
 
     stage = 'phase two';
-    const two = await timeTraining('phase two', train, o.batchSize, o.steps, o, say);
+    const two = await timeTraining('phase two', phaseTwoTrain, o.batchSize, o.steps, o, say);
     two.model.dispose();
     result.phaseTwo = two.timing;
 
@@ -213,7 +212,7 @@ async function timeIngest(o: ResolvedBenchOptions, dir: string, say: (line: stri
     await mkdir(outDir);
     await mkdir(checkpointDir);
     const t0 = performance.now();
-    await ingestStage.run({ params, inputs: {}, outDir, logger, progress: silentProgress, backend: 'cpu', checkpointDir, resume: false });
+    await ingestStage.run({ params, inputs: {}, key: `bench-ingest-${i}`, outDir, logger, progress: silentProgress, backend: 'cpu', checkpointDir, resume: false });
     times.push(performance.now() - t0);
     say(`ingest ${i + 1}/${o.ingestRepeats}: ${times[i]!.toFixed(0)} ms`);
   }
@@ -221,11 +220,28 @@ async function timeIngest(o: ResolvedBenchOptions, dir: string, say: (line: stri
   return { timing: { ...t, median: round(t.median), mean: round(t.mean), p90: round(t.p90), min: round(t.min), max: round(t.max) }, outDir };
 }
 
-function withoutClass(table: ImageTable, label: number): ImageTable {
-  const rows: number[] = [];
-  for (let i = 0; i < table.length; i++) if (table.labels[i] !== label) rows.push(i);
-  return selectRows(table, rows);
+/** The split stage (default holdout: the 9s) over the ingested data, into `dir/split`. */
+async function runSplit(dir: string, ingestDir: string): Promise<string> {
+  const outDir = join(dir, 'split');
+  const checkpointDir = join(dir, 'split.ckpt');
+  await mkdir(outDir);
+  await mkdir(checkpointDir);
+  const data = { key: 'bench-ingest', path: ingestDir, manifest: {} as never };
+  const logger = pino({ level: 'silent' });
+  await splitStage.run({ params: splitParams.parse({}), inputs: { data }, key: 'bench-split', outDir, logger, progress: silentProgress, backend: 'cpu', checkpointDir, resume: false });
+  return outDir;
 }
+
+/** One subset's split with class-index labels, read as the training stages read it. */
+export async function readSubset(splitDir: string, subset: Subset, part: 'train' | 'validation' | 'test'): Promise<SubsetData> {
+  const info = await readSplitInfo(splitDir);
+  const classMap = subset === 'phase-one' ? info.classMap : info.phaseTwoClassMap;
+  const table = m.mapLabels(await readSplitData(splitDir, subset, part), classMap, `${subset} ${part}`);
+  return { ...table, numClasses: Object.keys(classMap).length };
+}
+
+/** A split's table with class indices as labels, and how many classes the subset has. */
+export type SubsetData = ImageTable & { numClasses: number };
 
 function firstRows(data: LabelledImages, n: number): LabelledImages {
   const pixels = data.rows * data.cols;
@@ -281,9 +297,58 @@ function contiguousSteps(n: number, batchSize: number, steps: number): BatchPlan
   return { batchesPerEpoch: steps, batches: () => batches };
 }
 
+/** Each measured phase runs its stage's recipe and the seed's hyper-parameters, from @graft/train. */
+export const BENCH_PHASES = {
+  'phase one': { recipe: train.ALL_LAYERS, defaults: train.PHASE_ONE_DEFAULTS },
+  'phase two': { recipe: train.HEAD_ONLY, defaults: train.PHASE_TWO_DEFAULTS },
+} as const satisfies Record<string, { recipe: Recipe; defaults: { learningRate: number; l2: number; keepProb: number } }>;
+export type BenchPhase = keyof typeof BENCH_PHASES;
+
+/**
+ * `steps` training steps of `phase` on `data`, through the stages' own trainLoop with the
+ * stage's recipe: a network built from seed 0 as the stage builds it, then the stage's
+ * batching (phase one: contiguous batches in file order; phase two: shuffled). With the
+ * phase-one stage's default params and seed 0 this is that stage's run, step for step
+ * (bench.test.ts checks the weights bit for bit).
+ */
+export async function trainSteps(
+  phase: BenchPhase,
+  data: SubsetData,
+  batchSize: number,
+  steps: number,
+  progress?: ProgressReporter,
+): Promise<{ model: Model; spec: NetworkSpec }> {
+  const { recipe, defaults } = BENCH_PHASES[phase];
+  const spec: NetworkSpec = { ...m.SEED_NETWORK, rows: data.rows, cols: data.cols, numClasses: data.numClasses, dropoutRate: 1 - defaults.keepProb };
+  // Only timings matter, so phase two's frozen base is freshly initialised rather than trained.
+  const rng = new Rng(0);
+  const model = m.buildNetwork(spec, rng);
+  try {
+    await train.trainLoop({
+      ...recipe,
+      model,
+      train: data,
+      validation: data,
+      epochs: 1,
+      plan: phase === 'phase one' ? contiguousSteps(data.length, batchSize, steps) : train.shuffledPlan(data.length, batchSize, steps),
+      rng,
+      learningRate: defaults.learningRate,
+      l2: defaults.l2,
+      keepProb: defaults.keepProb,
+      // Beyond the last step: no curve point, so the gaps between progress calls are step times.
+      evalEvery: steps + 1,
+      ...(progress ? { progress } : {}),
+    });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return { model, spec };
+}
+
 async function timeTraining(
-  phase: 'phase one' | 'phase two',
-  data: ImageTable,
+  phase: BenchPhase,
+  data: SubsetData,
   batchSize: number,
   steps: number,
   o: ResolvedBenchOptions,
@@ -291,33 +356,9 @@ async function timeTraining(
 ): Promise<{ timing: StepTiming; model: Model; spec: NetworkSpec }> {
   const total = o.warmupSteps + steps;
   const label = `${phase}, batch ${batchSize}`;
-  const one = phase === 'phase one';
-  const spec: NetworkSpec = { ...m.SEED_NETWORK, rows: data.rows, cols: data.cols, numClasses: one ? HELD_OUT_CLASS : HELD_OUT_CLASS + 1, dropoutRate: 1 - KEEP_PROB };
-  // Only timings matter, so phase two's frozen base is freshly initialised rather than trained.
-  const rng = new Rng(0);
-  const model = m.buildNetwork(spec, rng);
   const timer = stepTimer(total, label, say);
   say(`${label}: ${o.warmupSteps} warm-up + ${steps} timed steps`);
-  try {
-    await train.trainLoop({
-      model,
-      train: data,
-      validation: data,
-      epochs: 1,
-      plan: one ? contiguousSteps(data.length, batchSize, total) : train.shuffledPlan(data.length, batchSize, total),
-      rng,
-      learningRate: LEARNING_RATE,
-      l2: L2,
-      keepProb: KEEP_PROB,
-      evalEvery: total + 1,
-      trainable: one ? 'all' : 'head',
-      regularise: one ? ['convKernel', 'fc1Kernel', 'headKernel'] : ['headKernel'],
-      progress: timer.reporter,
-    });
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
+  const { model, spec } = await trainSteps(phase, data, batchSize, total, timer.reporter);
   const t = summarise(timer.times.slice(o.warmupSteps));
   const timing: StepTiming = {
     batchSize,

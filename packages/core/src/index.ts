@@ -20,9 +20,12 @@ export {
 export type { IoErrorCode, ReadJsonOptions } from './io.ts';
 export { formatJsonPath, formatProblems, formatZodIssues, zodProblems } from './zod-issues.ts';
 export type { Problem } from './zod-issues.ts';
-export { defineStage } from './stage.ts';
+export { ARTIFACT_KINDS, defineStage } from './stage.ts';
 export type {
   ArtifactFile,
+  ArtifactKind,
+  InputSlots,
+  SelectedBackend,
   ArtifactManifest,
   CurvePoint,
   InputArtifact,

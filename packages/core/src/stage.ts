@@ -1,6 +1,26 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { BackendRequest } from './backends.ts';
+import type { BackendRequest, ComputeBackend } from './backends.ts';
+
+/**
+ * What an artifact is, as far as the next stage is concerned: the only contract between
+ * stages (DESIGN.md §2). Each kind has one format module owning its file names, reader and
+ * writer: dataset and split in @graft/data, model in @graft/model, training-metrics in
+ * @graft/train. A stage declares the kind each input slot needs and the kinds its own
+ * artifact provides; the runner refuses a config that feeds a slot the wrong kind.
+ */
+export const ARTIFACT_KINDS = ['dataset', 'split', 'model', 'training-metrics'] as const;
+export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
+
+/** Input slot name -> the artifact kind it needs, e.g. { model: 'model', data: 'split' }. */
+export type InputSlots = Readonly<Record<string, ArtifactKind>>;
+
+/** The compute backend the runner selected for this process (tfjs name and version). */
+export interface SelectedBackend {
+  /** tfjs backend in use. */
+  backend: ComputeBackend;
+  tfjsVersion: string;
+}
 
 /** One file of an artifact, as recorded in its manifest. `path` is relative to the artifact dir, POSIX separators. */
 export interface ArtifactFile {
@@ -28,6 +48,12 @@ export interface ArtifactManifest {
   params: unknown;
   /** Input slot name -> key of the artifact consumed there. */
   inputs: Record<string, string>;
+  /**
+   * What the stage read from outside the store, as it entered the key (ingest: its source
+   * files' sha256s), so the key can be re-derived from the manifest alone, as DVC's lock
+   * file records deps. Absent for stages that read only their inputs.
+   */
+  sources?: unknown;
   files: ArtifactFile[];
   createdAt: string;
   durationMs: number;
@@ -58,17 +84,27 @@ export interface ProgressReporter {
   stop(): void;
 }
 
-export interface StageContext<Params> {
+export interface StageContext<Params, Slot extends string = string> {
   /** Params after schema validation and defaults. */
   params: Params;
-  /** Keyed by the slot names in StageDefinition.inputs. */
-  inputs: Record<string, InputArtifact>;
+  /** Keyed by the slot names in StageDefinition.inputs, each of the declared kind. */
+  inputs: Readonly<Record<Slot, InputArtifact>>;
+  /**
+   * The key of the artifact being built (sha256 of stage, version, params, input keys and
+   * sources): what identifies this build, e.g. for checkpoints.
+   */
+  key: string;
   /** An empty directory (inside the store's temp area) to write every output file into. */
   outDir: string;
   logger: Logger;
   progress: ProgressReporter;
   /** Compute backend requested for this run. */
   backend: BackendRequest;
+  /**
+   * For stages that declare `compute: true`: the backend the runner selected (once per
+   * process, before the first such stage runs). Stages never select one themselves.
+   */
+  compute?: SelectedBackend;
   /**
    * A directory that survives a crash of this stage for this key (inside the store),
    * for checkpoints. Removed by the runner once the artifact is published.
@@ -89,7 +125,7 @@ export interface StageResult {
  * What a stage package exports (DESIGN.md §2). `run` never decides caching, paths or
  * logging format; the runner does.
  */
-export interface StageDefinition<Schema extends z.ZodType = z.ZodType> {
+export interface StageDefinition<Schema extends z.ZodType = z.ZodType, Slots extends InputSlots = InputSlots> {
   /** Stage package name as used in pipeline configs: 'ingest', 'split', ... */
   name: string;
   /** Bump when the output for the same params and inputs changes: it changes every key. */
@@ -97,9 +133,13 @@ export interface StageDefinition<Schema extends z.ZodType = z.ZodType> {
   description: string;
   /** zod schema of the params, with defaults. Unknown keys must be rejected (z.strictObject). */
   params: Schema;
-  /** Named input slots, e.g. ['data'] or ['model', 'data']. */
-  inputs: readonly string[];
-  run(ctx: StageContext<z.output<Schema>>): Promise<StageResult>;
+  /** Input slots and the artifact kind each needs, e.g. { model: 'model', data: 'split' }. */
+  inputs: Slots;
+  /** The kinds this stage's artifact provides (a slot needing any of them accepts it). */
+  output: readonly ArtifactKind[];
+  /** True when `run` computes with tfjs: the runner selects the backend first (ctx.compute). */
+  compute?: boolean;
+  run(ctx: StageContext<z.output<Schema>, keyof Slots & string>): Promise<StageResult>;
   /**
    * For stages whose params point at data outside the store (ingest's `source` dir): a
    * JSON fingerprint of that content (e.g. file sha256s). It joins the artifact key, so
@@ -110,7 +150,9 @@ export interface StageDefinition<Schema extends z.ZodType = z.ZodType> {
 }
 
 /** Identity helper that keeps the params type flowing into `run`. */
-export function defineStage<Schema extends z.ZodType>(definition: StageDefinition<Schema>): StageDefinition<Schema> {
+export function defineStage<Schema extends z.ZodType, const Slots extends InputSlots>(
+  definition: StageDefinition<Schema, Slots>,
+): StageDefinition<Schema, Slots> {
   return definition;
 }
 

@@ -30,3 +30,7 @@ export { contiguousBatches, epochPermutation } from './batches.ts';
 export { SPLIT_NAMES, countLabels } from './splits.ts';
 export type { SplitName } from './splits.ts';
 export { writeIdxSlice } from './idx-slice.ts';
+export { DATASET_SUMMARY_FILE, datasetSplitPath, readDatasetSplit, writeDatasetSplit, writeDatasetSummary } from './formats/dataset.ts';
+export type { DatasetSummary, SourceFile } from './formats/dataset.ts';
+export { SPLIT_INFO_FILE, SUBSETS, readSplitData, readSplitInfo, splitDataPath, splitInfoSchema, writeSplitData, writeSplitInfo } from './formats/split.ts';
+export type { SplitInfo, Subset } from './formats/split.ts';

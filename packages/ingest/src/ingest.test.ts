@@ -7,7 +7,8 @@ import { pino } from 'pino';
 import { UsageError, silentProgress } from '@graft/core';
 import { encodeIdx, readImageTable } from '@graft/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IDX_FILES, ingestStage, type IngestSummary } from './ingest.ts';
+import type { DatasetSummary } from '@graft/data';
+import { IDX_FILES, ingestStage } from './ingest.ts';
 
 let root: string;
 beforeAll(async () => {
@@ -33,6 +34,7 @@ async function runIngest(params: Record<string, unknown>) {
     backend: 'cpu',
     checkpointDir: await tempDir('ckpt'),
     resume: true,
+    key: 'i'.repeat(64),
   });
   return { outDir, result };
 }
@@ -134,7 +136,7 @@ describe('ingest stage', () => {
         'source.rows': '4-12',
       });
 
-      const summary = JSON.parse(await readFile(join(outDir, 'summary.json'), 'utf8')) as IngestSummary;
+      const summary = JSON.parse(await readFile(join(outDir, 'summary.json'), 'utf8')) as DatasetSummary;
       expect(summary.image).toEqual({ rows: ROWS, cols: COLS });
       expect(summary.splits.train).toEqual({
         rows: 8,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -14,10 +14,13 @@ import {
   countLabels,
   findIdxFile,
   readIdxFileContents,
+  writeDatasetSplit,
+  writeDatasetSummary,
+  type DatasetSummary,
   type IdxArray,
-  writeImageTable,
   type IdxImages,
   type ImageTable,
+  type SourceFile,
   type SplitName,
 } from '@graft/data';
 
@@ -37,28 +40,6 @@ export const ingestParams = z.strictObject({
   validationSize: z.number().int().min(0).max(MAX_IDX_BYTES).default(5000),
 });
 export type IngestParams = z.output<typeof ingestParams>;
-
-/** Where an ingest artifact keeps a split. */
-export function ingestDataPath(artifactPath: string, split: SplitName): string {
-  return join(artifactPath, `${split}.arrow`);
-}
-
-/** One source file as recorded in summary.json and the Arrow metadata. */
-export interface SourceFile {
-  /** File name as found in the source directory (may end in .gz). */
-  file: string;
-  bytes: number;
-  /** sha256 of the file as stored (compressed bytes for .gz). */
-  sha256: string;
-}
-
-export interface IngestSummary {
-  source: string;
-  image: { rows: number; cols: number };
-  validationSize: number;
-  splits: Record<SplitName, { rows: number; labelCounts: Record<string, number>; sourceFile: string; sourceRows: [number, number] }>;
-  sourceFiles: Record<string, SourceFile>;
-}
 
 /** Resolves the `source` param to a directory path. */
 export async function resolveSourceDir(source: string): Promise<string> {
@@ -119,7 +100,8 @@ export const ingestStage = defineStage({
   version: '1',
   description: 'Reads the four IDX files of an MNIST-style dataset (raw or gzipped) into Arrow train/validation/test tables.',
   params: ingestParams,
-  inputs: [],
+  inputs: {},
+  output: ['dataset'],
   async fingerprint({ source }) {
     // The key must follow the files' content, not just the `source` string.
     const dir = await resolveSourceDir(source);
@@ -205,15 +187,15 @@ export const ingestStage = defineStage({
     };
 
     const splitNames = Object.keys(tables) as SplitName[];
-    await Promise.all(splitNames.map((split) => writeImageTable(ingestDataPath(ctx.outDir, split), tables[split].table)));
+    await Promise.all(splitNames.map((split) => writeDatasetSplit(ctx.outDir, split, tables[split].table)));
 
-    const splits = {} as IngestSummary['splits'];
+    const splits = {} as DatasetSummary['splits'];
     for (const split of splitNames) {
       const { table, sourceFile, sourceRows } = tables[split];
       splits[split] = { rows: table.length, labelCounts: countLabels(table.labels), sourceFile, sourceRows };
     }
-    const summary: IngestSummary = { source, image: { rows, cols }, validationSize, splits, sourceFiles };
-    await writeFile(join(ctx.outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    const summary: DatasetSummary = { source, image: { rows, cols }, validationSize, splits, sourceFiles };
+    await writeDatasetSummary(ctx.outDir, summary);
 
     ctx.logger.info(
       { dir, rows: Object.fromEntries(splitNames.map((s) => [s, splits[s].rows])), ms: Math.round(performance.now() - started) },

@@ -62,3 +62,38 @@ export function evaluate(vars: NetworkVariables, spec: NetworkSpec, data: Labell
 export function accuracyOn(vars: NetworkVariables, spec: NetworkSpec, data: LabelledImages, batchSize = EVAL_BATCH_SIZE): number {
   return accuracyOf(predictClasses(vars, spec, data, batchSize), data.labels);
 }
+
+/** An evaluation's per-class accuracies keyed by the original label each output unit stands for. */
+export function perClassByLabel(evaluation: Evaluation, classLabels: readonly number[]): Record<string, number | null> {
+  return Object.fromEntries(classLabels.map((label, i) => [String(label), evaluation.perClassAccuracy[i] ?? null]));
+}
+
+/**
+ * The test set broken down by class, in the stage result's metrics (so in the manifest and
+ * in run.json, where `graft report` and `graft ui` read it). Arrays aligned with `labels`
+ * (the original label of each output unit): report code skips arrays in metric tables, so
+ * these stay out of `graft compare`. Not in metrics.json, whose format stays as it was:
+ * the same numbers are there already (confusion, perClassTestAccuracy; counts are the
+ * confusion rows' sums), so artifacts built before keep their keys and their files.
+ */
+export interface TestClasses {
+  labels: number[];
+  /** Test images per class (the confusion row sums). */
+  count: number[];
+  /** Test accuracy per class; null for a class with no test images. */
+  accuracy: Array<number | null>;
+  /** confusion[true unit][predicted unit] on the test set. */
+  confusion: number[][];
+  /** Labels the phase-one model never saw (the split's held-out classes). */
+  heldOut: number[];
+}
+
+export function testClasses(evaluation: Evaluation, classLabels: readonly number[], heldOut: readonly number[]): TestClasses {
+  return {
+    labels: [...classLabels],
+    count: evaluation.confusion.map((row) => row.reduce((sum, n) => sum + n, 0)),
+    accuracy: classLabels.map((_, i) => evaluation.perClassAccuracy[i] ?? null),
+    confusion: evaluation.confusion.map((row) => [...row]),
+    heldOut: [...heldOut],
+  };
+}

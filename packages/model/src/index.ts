@@ -20,9 +20,9 @@ export {
 export type { NetworkSpec, NetworkVariables } from './network.ts';
 export { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inputTensor, trainingLoss } from './forward.ts';
 export type { Batch, DropoutMasks, LabelledImages } from './forward.ts';
-export { EVAL_BATCH_SIZE, accuracyOf, accuracyOn, classificationReport, evaluate, predictClasses } from './evaluate.ts';
-export type { Evaluation } from './evaluate.ts';
-export { MODEL_JSON, WEIGHTS_BIN, loadModel, saveModel } from './io.ts';
+export { EVAL_BATCH_SIZE, accuracyOf, accuracyOn, classificationReport, evaluate, perClassByLabel, predictClasses, testClasses } from './evaluate.ts';
+export type { Evaluation, TestClasses } from './evaluate.ts';
+export { MODEL_DIR, MODEL_JSON, WEIGHTS_BIN, loadModel, modelDirOf, readModelArtifact, saveModel, writeModelArtifact } from './io.ts';
 export { silentLogger } from './logger.ts';
 export type { ModelLogger } from './logger.ts';
 export { mapLabels } from './labels.ts';

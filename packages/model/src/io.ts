@@ -85,3 +85,23 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
     });
   }
 }
+
+/**
+ * The `model` artifact kind (what phase-one, transplant and phase-two produce, what
+ * transplant and phase-two consume): the network in `model/` of the artifact, in the
+ * tfjs LayersModel format above. Stages read and write model artifacts only through these.
+ */
+export const MODEL_DIR = 'model';
+
+/** Where a model artifact keeps its model directory. */
+export function modelDirOf(artifactPath: string): string {
+  return join(artifactPath, MODEL_DIR);
+}
+
+export function readModelArtifact(artifactPath: string): Promise<tf.LayersModel> {
+  return loadModel(modelDirOf(artifactPath));
+}
+
+export function writeModelArtifact(artifactPath: string, model: tf.LayersModel, metadata?: Record<string, unknown>): Promise<void> {
+  return saveModel(model, modelDirOf(artifactPath), metadata);
+}

@@ -1,2 +1,2 @@
-export { METRICS_FILE, MODEL_DIR, TRAINING_LIMITS, perClassByLabel, phaseOneParams, phaseOneStage, runFingerprint, testClasses, writeTrainingMetrics } from './phase-one.ts';
-export type { PhaseOneMetricsFile, PhaseOneParams, TestClasses } from './phase-one.ts';
+export { phaseOneParams, phaseOneStage } from './phase-one.ts';
+export type { PhaseOneMetricsFile, PhaseOneParams } from './phase-one.ts';

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InputArtifact, ProgressReporter } from '@graft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { METRICS_FILE, MODEL_DIR, phaseOneStage } from './phase-one.ts';
+import { MODEL_DIR } from '@graft/model';
+import { METRICS_FILE } from '@graft/train';
+import { phaseOneStage } from './phase-one.ts';
 import type { PhaseOneMetricsFile } from './phase-one.ts';
 import { inputArtifact, stageContext, syntheticSplit } from '@graft/testing';
 

@@ -1,25 +1,27 @@
-import { join } from 'node:path';
 import { z } from 'zod';
 import { GraftError, MAX_SEED, Rng, defineStage } from '@graft/core';
-import { MODEL_DIR, TRAINING_LIMITS, runFingerprint, writeTrainingMetrics } from '@graft/phase-one';
-import type { PhaseOneMetricsFile } from '@graft/phase-one';
-import { readSplit, readSplitData } from '@graft/split';
+import { readSplitData, readSplitInfo } from '@graft/data';
+// Types only from the packages that load tfjs; the CLI must not pay for it on cache hits.
+import type { TrainingMetricsFile } from '@graft/train';
+import { ALL_LAYERS, HEAD_ONLY, PHASE_TWO_DEFAULTS, TRAINING_LIMITS } from '@graft/train/recipes';
+
+const D = PHASE_TWO_DEFAULTS;
 
 export const phaseTwoParams = z
   .strictObject({
-    epochs: z.number().int().min(1).max(TRAINING_LIMITS.epochs).default(8),
+    epochs: z.number().int().min(1).max(TRAINING_LIMITS.epochs).default(D.epochs),
     batchesPerEpoch: z
       .number()
       .int()
       .min(1)
       .max(TRAINING_LIMITS.batchesPerEpoch)
-      .default(550)
+      .default(D.batchesPerEpoch)
       .describe(`Batches per epoch, each epoch a fresh shuffle (TF next_batch); batchesPerEpoch × batchSize at most ${TRAINING_LIMITS.rowsPerEpoch}`),
-    batchSize: z.number().int().min(1).max(TRAINING_LIMITS.batchSize).default(100),
-    learningRate: z.number().positive().max(TRAINING_LIMITS.learningRate).default(1e-4).describe('Adam learning rate (fresh optimizer state)'),
-    l2: z.number().min(0).max(TRAINING_LIMITS.l2).default(0.001).describe('Weight of l2(head kernel) in the loss (all three kernels when trainBase)'),
-    keepProb: z.number().gt(0).max(1).default(0.7).describe('Dropout keep probability, active in the frozen base too'),
-    evalEvery: z.number().int().min(1).max(TRAINING_LIMITS.evalEvery).default(50),
+    batchSize: z.number().int().min(1).max(TRAINING_LIMITS.batchSize).default(D.batchSize),
+    learningRate: z.number().positive().max(TRAINING_LIMITS.learningRate).default(D.learningRate).describe('Adam learning rate (fresh optimizer state)'),
+    l2: z.number().min(0).max(TRAINING_LIMITS.l2).default(D.l2).describe('Weight of l2(head kernel) in the loss (all three kernels when trainBase)'),
+    keepProb: z.number().gt(0).max(1).default(D.keepProb).describe('Dropout keep probability, active in the frozen base too'),
+    evalEvery: z.number().int().min(1).max(TRAINING_LIMITS.evalEvery).default(D.evalEvery),
     seed: z.number().int().min(0).max(MAX_SEED).default(0).describe('Dropout masks and shuffling'),
     trainBase: z.boolean().default(false).describe('Train every layer instead of the head only (the full fine-tuning baseline)'),
   })
@@ -36,40 +38,42 @@ export const phaseTwoParams = z
   });
 export type PhaseTwoParams = z.output<typeof phaseTwoParams>;
 
-export interface PhaseTwoMetricsFile extends Omit<PhaseOneMetricsFile, 'dataset'> {
+/** Contents of metrics.json (the training-metrics format plus these leading fields). */
+export type PhaseTwoMetricsFile = TrainingMetricsFile & {
   trainBase: boolean;
   heldOut: number[];
   /** Test accuracy on the held-out (new) classes only. */
   newClassTestAccuracy: number | null;
   /** Validation accuracy of the input model, before any phase-two step. */
   valAccuracyBefore: number;
-}
+};
 
 const NAME = 'phase-two';
-// 2: fused wasm Adam with the L2 gradient added in the update (float32 rounding differs from 1).
-// 3: metrics.json and manifest metrics call the held-out classes' test accuracy
-//    newClassTestAccuracy (was newClassAccuracy), as transplant does, so compare lines them up.
-const VERSION = '3';
 
 export const phaseTwoStage = defineStage({
   name: NAME,
-  version: VERSION,
+  // 2: fused wasm Adam with the L2 gradient added in the update (float32 rounding differs from 1).
+  // 3: metrics.json and manifest metrics call the held-out classes' test accuracy
+  //    newClassTestAccuracy (was newClassAccuracy), as transplant does, so compare lines them up.
+  version: '3',
   description: 'Fine-tunes the grafted head (or every layer: trainBase) on every class.',
   params: phaseTwoParams,
-  inputs: ['model', 'data'],
+  inputs: { model: 'model', data: 'split' },
+  output: ['model', 'training-metrics'],
+  compute: true,
   async run(ctx) {
     const { params, logger } = ctx;
     const modelInput = ctx.inputs.model;
     const dataInput = ctx.inputs.data;
     if (!modelInput) throw new GraftError('INPUT_MISSING', `phase-two needs a transplant artifact in its 'model' input slot.`);
     if (!dataInput) throw new GraftError('INPUT_MISSING', `phase-two needs a split artifact in its 'data' input slot.`);
+    if (!ctx.compute) throw new GraftError('BACKEND_NOT_SELECTED', 'phase-two computes with tfjs: run it through the runner, which selects the backend first.');
     const m = await import('@graft/model');
     const t = await import('@graft/train');
-    const backend = await m.initBackend(ctx.backend, logger);
 
-    const split = await readSplit(dataInput.path);
-    const modelDir = join(modelInput.path, MODEL_DIR);
-    const model = await m.loadModel(modelDir);
+    const split = await readSplitInfo(dataInput.path);
+    const modelDir = m.modelDirOf(modelInput.path);
+    const model = await m.readModelArtifact(modelInput.path);
     try {
       const spec = m.specFromModel(model);
       if (spec.numClasses !== split.numClassesPhaseTwo) {
@@ -95,6 +99,8 @@ export const phaseTwoStage = defineStage({
       );
 
       const result = await t.trainLoop({
+        // The seed trained only the head; trainBase is the full fine-tuning baseline.
+        ...(params.trainBase ? ALL_LAYERS : HEAD_ONLY),
         model,
         train,
         validation,
@@ -105,10 +111,7 @@ export const phaseTwoStage = defineStage({
         l2: params.l2,
         keepProb: params.keepProb,
         evalEvery: params.evalEvery,
-        trainable: params.trainBase ? 'all' : 'head',
-        // The seed regularised only what it trained; training everything brings back phase one's loss.
-        regularise: params.trainBase ? ['convKernel', 'fc1Kernel', 'headKernel'] : ['headKernel'],
-        checkpoint: { dir: ctx.checkpointDir, resume: ctx.resume, fingerprint: runFingerprint(NAME, VERSION, ctx) },
+        checkpoint: { dir: ctx.checkpointDir, resume: ctx.resume, fingerprint: ctx.key },
         logger,
         progress: ctx.progress,
         progressLabel: NAME,
@@ -122,14 +125,14 @@ export const phaseTwoStage = defineStage({
       const newClassTestAccuracy =
         newRows.length === 0 ? null : m.accuracyOf(newRows.map((i) => testPredicted[i]!), newRows.map((i) => test.labels[i]!));
 
-      await m.saveModel(model, join(ctx.outDir, MODEL_DIR), { graft: { stage: NAME, trainBase: params.trainBase, classLabels } });
-      return await writeTrainingMetrics<PhaseTwoMetricsFile>(ctx, {
+      await m.writeModelArtifact(ctx.outDir, model, { graft: { stage: NAME, trainBase: params.trainBase, classLabels } });
+      return await t.writeTrainingMetrics(ctx, {
         stage: NAME,
         head: { trainBase: params.trainBase, heldOut: split.heldOut, classLabels, classMap, valAccuracyBefore, newClassTestAccuracy },
         result,
         valAccuracy,
         testEval,
-        backend,
+        backend: ctx.compute,
         heldOut: split.heldOut,
         summary: { newClassTestAccuracy, valAccuracyBefore },
       });

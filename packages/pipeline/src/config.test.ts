@@ -10,14 +10,15 @@ import { ConfigError, MAX_CONFIG_BYTES, checkEntryName, entriesFor, pipelineJson
 const noop = async () => ({ metrics: {} });
 const registry: StageRegistry = new Map<string, StageDefinition>(
   [
-    defineStage({ name: 'source', version: '1', description: 'makes data', inputs: [], params: z.strictObject({ rows: z.number().int().min(1).default(10) }), run: noop }),
-    defineStage({ name: 'train', version: '1', description: 'trains', inputs: ['data'], params: z.strictObject({ epochs: z.number().int().min(1).default(2), seed: z.number().int().min(0).default(0), mode: z.enum(['a', 'b']).default('a') }), run: noop }),
-    defineStage({ name: 'graft', version: '1', description: 'two inputs', inputs: ['model', 'data'], params: z.strictObject({ seed: z.number().int().default(0) }), run: noop }),
+    defineStage({ name: 'source', version: '1', description: 'makes data', inputs: {}, output: ['dataset'], params: z.strictObject({ rows: z.number().int().min(1).default(10) }), run: noop }),
+    defineStage({ name: 'train', version: '1', description: 'trains', inputs: { data: 'dataset' }, output: ['model', 'training-metrics'], params: z.strictObject({ epochs: z.number().int().min(1).default(2), seed: z.number().int().min(0).default(0), mode: z.enum(['a', 'b']).default('a') }), run: noop }),
+    defineStage({ name: 'graft', version: '1', description: 'two inputs', inputs: { model: 'model', data: 'dataset' }, output: ['model'], params: z.strictObject({ seed: z.number().int().default(0) }), run: noop }),
     defineStage({
       name: 'nested',
       version: '1',
       description: 'an object param',
-      inputs: [],
+      inputs: {},
+      output: ['dataset'],
       params: z.strictObject({ opt: z.strictObject({ lr: z.number().default(1), sched: z.strictObject({ every: z.number().default(2) }).default({ every: 2 }) }).default({ lr: 1, sched: { every: 2 } }) }),
       run: noop,
     }),
@@ -81,6 +82,25 @@ describe('resolveConfig', () => {
     expect(problems.find((p) => p.path === 'entries.g.inputs')!.message).toContain('missing input "data"');
   });
 
+  it('checks artifact kinds: a slot fed an entry whose stage produces another kind is a config error', () => {
+    // graft's model slot fed the source's dataset, its data slot fed a model: both wrong.
+    const problems = problemsOf({
+      entries: {
+        src: { stage: 'source' },
+        fit: { stage: 'train', inputs: { data: 'src' } },
+        g: { stage: 'graft', inputs: { model: 'src', data: 'fit' } },
+      },
+    });
+    expect(problems.map((p) => p.path).sort()).toEqual(['entries.g.inputs.data', 'entries.g.inputs.model']);
+    expect(problems.find((p) => p.path === 'entries.g.inputs.model')!.message).toBe(
+      'needs a model artifact, but "src" (stage source) produces dataset; feed it an entry whose stage produces model',
+    );
+    expect(problems.find((p) => p.path === 'entries.g.inputs.data')!.message).toContain('produces model + training-metrics');
+    expect(() => resolveConfig({ entries: { src: { stage: 'source' }, g: { stage: 'graft', inputs: { model: 'src', data: 'src' } } } }, registry, 'x.json')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', exitCode: 2 }),
+    );
+  });
+
   it('rejects unknown top-level keys and wrong types', () => {
     const problems = problemsOf({ entries: {}, backend: 'gpu', extra: true });
     expect(problems).toHaveLength(2);
@@ -94,7 +114,7 @@ describe('resolveConfig', () => {
         src: { stage: 'source' },
         a: { stage: 'graft', inputs: { model: 'b', data: 'src' } },
         b: { stage: 'graft', inputs: { model: 'a', data: 'src' } },
-        downstream: { stage: 'train', inputs: { data: 'a' } },
+        downstream: { stage: 'graft', inputs: { model: 'a', data: 'src' } },
       },
     });
     expect(problems.map((p) => p.path).sort()).toEqual(['entries.a.inputs', 'entries.b.inputs']);

@@ -332,16 +332,26 @@ export function resolveConfig(raw: unknown, registry: StageRegistry, source: str
     if (!parsed.success) problems.push(...blameOverrides(parsed.error, name, overrides.set ?? [], `${path}.params`));
 
     const inputs = entry.inputs ?? {};
-    for (const slot of stage.inputs) {
-      if (!Object.hasOwn(inputs, slot)) problems.push({ path: `${path}.inputs`, message: `missing input "${slot}" (stage ${stage.name} takes: ${stage.inputs.join(', ')})` });
+    const slots = Object.keys(stage.inputs);
+    const takes = slots.map((slot) => `${slot} (${stage.inputs[slot]})`).join(', ');
+    for (const slot of slots) {
+      if (!Object.hasOwn(inputs, slot)) problems.push({ path: `${path}.inputs`, message: `missing input "${slot}" (stage ${stage.name} takes: ${takes})` });
     }
     for (const [slot, upstream] of Object.entries(inputs)) {
-      if (!stage.inputs.includes(slot)) {
-        problems.push({ path: `${path}.inputs.${slot}`, message: `stage ${stage.name} has no input "${slot}"${stage.inputs.length ? ` (it takes: ${stage.inputs.join(', ')})` : ' (it takes no inputs)'}` });
+      const upstreamStage = registry.get(writtenEntries.get(upstream)?.stage ?? '');
+      const needed = Object.hasOwn(stage.inputs, slot) ? stage.inputs[slot] : undefined;
+      if (needed === undefined) {
+        problems.push({ path: `${path}.inputs.${slot}`, message: `stage ${stage.name} has no input "${slot}"${slots.length ? ` (it takes: ${takes})` : ' (it takes no inputs)'}` });
       } else if (!writtenEntries.has(upstream)) {
         problems.push({ path: `${path}.inputs.${slot}`, message: `refers to "${upstream}", which is not an entry of this pipeline` });
       } else if (upstream === name) {
         problems.push({ path: `${path}.inputs.${slot}`, message: 'an entry cannot consume its own output' });
+      } else if (upstreamStage && !upstreamStage.output.includes(needed)) {
+        // Artifact kinds are the contract between stages: caught here, before anything runs.
+        problems.push({
+          path: `${path}.inputs.${slot}`,
+          message: `needs a ${needed} artifact, but "${upstream}" (stage ${upstreamStage.name}) produces ${upstreamStage.output.join(' + ')}; feed it an entry whose stage produces ${needed}`,
+        });
       }
     }
     entries.set(name, {

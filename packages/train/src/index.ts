@@ -8,4 +8,8 @@ export { contiguousPlan, shuffledEpochPlan, shuffledPlan } from './plans.ts';
 export { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 export type { Checkpoint, CheckpointTensor } from './checkpoint.ts';
 export { createAdam, sumOfSquares } from './optimizer.ts';
+export { ADAM_CONSTANTS, ALL_LAYERS, HEAD_ONLY, PHASE_ONE_DEFAULTS, PHASE_TWO_DEFAULTS, TRAINING_LIMITS } from './recipes.ts';
+export type { Recipe } from './recipes.ts';
+export { METRICS_FILE, readTrainingMetrics, trainingMetricsSchema, writeTrainingMetrics } from './metrics-file.ts';
+export type { TrainingMetricsFile, TrainingMetricsHead } from './metrics-file.ts';
 export type { AdamConfig, AdamState, TrainingOptimizer } from './optimizer.ts';

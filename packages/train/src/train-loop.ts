@@ -20,6 +20,7 @@ import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import type { CheckpointTensor } from './checkpoint.ts';
 import { createAdam, sumOfSquares } from './optimizer.ts';
 import type { TrainingOptimizer } from './optimizer.ts';
+import { ADAM_CONSTANTS } from './recipes.ts';
 import { openCurveEvaluator } from './curve-evaluation.ts';
 import type { EvaluationMode } from './curve-evaluation.ts';
 
@@ -112,7 +113,7 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
   const decay = trained.map((n) => (options.regularise.includes(n) ? l2 / options.regularise.length : 0));
   const optimizer = createAdam(
     trained.map((n) => vars[n]),
-    { learningRate, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
+    { learningRate, ...ADAM_CONSTANTS },
     { decay },
   );
 

@@ -2,9 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { GraftError, MAX_SEED, Rng, defineStage, isGraftError } from '@graft/core';
-import { METRICS_FILE, MODEL_DIR, perClassByLabel, testClasses } from '@graft/phase-one';
-import { readSplit, readSplitData } from '@graft/split';
-import type { SplitInfo } from '@graft/split';
+import { readSplitData, readSplitInfo } from '@graft/data';
+import type { SplitInfo } from '@graft/data';
 
 export const transplantParams = z.strictObject({
   copyBias: z
@@ -15,7 +14,8 @@ export const transplantParams = z.strictObject({
 });
 export type TransplantParams = z.output<typeof transplantParams>;
 
-export const TRANSPLANT_FILE = METRICS_FILE;
+/** The transplant's own record (not the training-metrics format: nothing trains here). */
+export const TRANSPLANT_FILE = 'metrics.json';
 
 /** One copied head column: phase-one output unit -> phase-two output unit, and the original label both stand for. */
 export interface CopiedColumn {
@@ -77,19 +77,22 @@ export const transplantStage = defineStage({
   version: '1',
   description: 'Grafts a head for every phase-two class onto the trained phase-one base: old columns copied, new ones fresh.',
   params: transplantParams,
-  inputs: ['model', 'data'],
+  inputs: { model: 'model', data: 'split' },
+  output: ['model'],
+  compute: true,
   async run(ctx) {
     const { params, logger } = ctx;
     const modelInput = ctx.inputs.model;
     const dataInput = ctx.inputs.data;
     if (!modelInput) throw new GraftError('INPUT_MISSING', `transplant needs a phase-one artifact in its 'model' input slot.`);
     if (!dataInput) throw new GraftError('INPUT_MISSING', `transplant needs a split artifact in its 'data' input slot.`);
+    if (!ctx.compute) throw new GraftError('BACKEND_NOT_SELECTED', 'transplant computes with tfjs: run it through the runner, which selects the backend first.');
+    const backend = ctx.compute;
     const m = await import('@graft/model');
-    const backend = await m.initBackend(ctx.backend, logger);
 
-    const split = await readSplit(dataInput.path);
-    const modelDir = join(modelInput.path, MODEL_DIR);
-    const source = await m.loadModel(modelDir);
+    const split = await readSplitInfo(dataInput.path);
+    const modelDir = m.modelDirOf(modelInput.path);
+    const source = await m.readModelArtifact(modelInput.path);
     let grafted: Awaited<ReturnType<typeof m.loadModel>> | undefined;
     try {
       let spec;
@@ -137,7 +140,7 @@ export const transplantStage = defineStage({
       const newClassTestAccuracy =
         newRows.length === 0 ? null : m.accuracyOf(newRows.map((i) => testPredicted[i]!), newRows.map((i) => test.labels[i]!));
 
-      await m.saveModel(grafted, join(ctx.outDir, MODEL_DIR), { graft: { stage: 'transplant', classLabels: split.phaseTwoClasses } });
+      await m.writeModelArtifact(ctx.outDir, grafted, { graft: { stage: 'transplant', classLabels: split.phaseTwoClasses } });
       const file: TransplantMetricsFile = {
         columns,
         copyBias: params.copyBias,
@@ -146,7 +149,7 @@ export const transplantStage = defineStage({
         valAccuracy,
         testAccuracy: testEval.accuracy,
         newClassTestAccuracy,
-        perClassTestAccuracy: perClassByLabel(testEval, split.phaseTwoClasses),
+        perClassTestAccuracy: m.perClassByLabel(testEval, split.phaseTwoClasses),
         confusion: testEval.confusion,
         backend: backend.backend,
         tfjs: backend.tfjsVersion,
@@ -163,7 +166,7 @@ export const transplantStage = defineStage({
           testAccuracy: testEval.accuracy,
           newClassTestAccuracy,
           copiedColumns: columns.length,
-          testClasses: testClasses(testEval, split.phaseTwoClasses, split.heldOut),
+          testClasses: m.testClasses(testEval, split.phaseTwoClasses, split.heldOut),
         },
         producer: { tfjs: backend.tfjsVersion, backend: backend.backend },
       };

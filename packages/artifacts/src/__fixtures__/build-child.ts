@@ -1,6 +1,7 @@
 /**
  * A separate process that builds one artifact, for the crash and race tests.
- * argv: <root> <stage> <key> <mode> [delayMs]
+ * argv: <root> <stage> <params JSON> <mode> [delayMs]; the key is keyFor(stage, params), so the
+ * published manifest re-derives it (verify checks that).
  *   mode 'publish'               build and publish (after delayMs, to widen the race window)
  *   mode 'crash-before-publish'  SIGKILL itself after writing the files, before publish()
  *   mode 'crash-before-rename'   SIGKILL itself inside publish(), manifest written, before the rename
@@ -9,9 +10,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ArtifactStore } from '../store.ts';
+import { keyFor } from './helpers.ts';
 
-const [root, stage, key, mode, delay] = process.argv.slice(2);
-if (!root || !stage || !key || !mode) throw new Error('usage: build-child <root> <stage> <key> <mode> [delayMs]');
+const [root, stage, paramsJson, mode, delay] = process.argv.slice(2);
+if (!root || !stage || !paramsJson || !mode) throw new Error('usage: build-child <root> <stage> <params JSON> <mode> [delayMs]');
+const params = JSON.parse(paramsJson) as unknown;
+const key = keyFor(stage, params);
 
 const die = (): void => {
   process.kill(process.pid, 'SIGKILL');
@@ -31,7 +35,7 @@ if (mode === 'crash-before-publish') die();
 await new Promise((resolve) => setTimeout(resolve, Number(delay ?? 0)));
 const artifact = await store.publish(pending, {
   stageVersion: '1',
-  params: { key },
+  params,
   inputs: {},
   durationMs: 1,
   producer: { graft: 'test', node: process.version },

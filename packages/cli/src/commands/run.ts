@@ -1,7 +1,8 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { relative } from 'node:path';
 import { ArtifactStore } from '@graft/artifacts';
-import { BACKEND_REQUESTS, GraftError, UsageError, describeSystemError } from '@graft/core';
+import { BACKEND_REQUESTS, GraftError, UsageError, describeSystemError, type SelectedBackend } from '@graft/core';
+import type { Logger } from 'pino';
 import { entriesFor, readConfigFile, resolveConfig, runPipeline, summariseMetrics } from '@graft/pipeline';
 import { newRunId, runLogPath, type RunRecord } from '@graft/runs';
 import { defaultRegistry } from '../registry.ts';
@@ -74,6 +75,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
             resume: argv.resume,
             rebuildCorrupt: argv.rebuild,
             ...(remote ? { remote: sharedArtifacts(remote, store) } : {}),
+            selectBackend,
           });
           records.push(record);
           if (!argv.json) printSummary(record);
@@ -130,4 +132,15 @@ function printSummary(record: RunRecord): void {
     lines.push(`  ${entry.padEnd(14)} ${s.pulled ? 'pulled' : s.cached ? 'cached' : 'built '} ${s.key.slice(0, 12)} ${(s.durationMs / 1000).toFixed(1).padStart(7)} s  ${metrics}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/**
+ * The runner's backend selection: @graft/model's initBackend, imported only when a stage
+ * that computes actually builds (a run served from the cache never loads tfjs). initBackend
+ * settles once per process, so every run of a `--seeds` loop shares the first answer.
+ */
+async function selectBackend(requested: string, logger: Logger): Promise<SelectedBackend> {
+  const { initBackend } = await import('@graft/model');
+  const info = await initBackend(requested, logger);
+  return { backend: info.backend, tfjsVersion: info.tfjsVersion };
 }
