@@ -22,7 +22,9 @@ export function storeIoError(error: unknown, path: string, doing: string): Graft
         : 'STORE_IO';
   // The failing call's own path is more precise than the caller's guess (ENOSPC on a file deep in the artifact).
   const where = (error as NodeJS.ErrnoException | undefined)?.path ?? path;
-  return new GraftError(graftCode, `Could not ${doing}: ${describeSystemError(error, where)}.`, { cause: error });
+  // A store the user cannot write to is fixed by pointing --artifacts elsewhere (exit 2), like
+  // the CLI's own check before a run; a full disk or an IO fault is not bad input (exit 1).
+  return new GraftError(graftCode, `Could not ${doing}: ${describeSystemError(error, where)}.`, { cause: error, exitCode: graftCode === 'STORE_NOT_WRITABLE' ? 2 : 1 });
 }
 
 export interface HashedFile {

@@ -69,6 +69,7 @@ describe('ArtifactStore IO failures', () => {
     injected.fail = (op) => (op === 'rename' ? 'EROFS' : undefined);
     await expect(store.publish(pending, publishInfo({}))).rejects.toMatchObject({
       code: 'STORE_NOT_WRITABLE',
+      exitCode: 2,
       message: expect.stringContaining('is on a read-only file system; choose a writable location (--artifacts DIR)'),
     });
     injected.fail = undefined;

@@ -7,6 +7,7 @@ import { registerReportCommands } from './commands/report.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerSchemaCommand } from './commands/schema.ts';
 import { lastValue, type GlobalOptions } from './options.ts';
+import { CLI_ERROR_CODES } from './error-codes.ts';
 
 function addGlobalOptions<T>(argv: Argv<T>): Argv<T & GlobalOptions> {
   return argv
@@ -33,7 +34,7 @@ export async function main(args: string[]): Promise<number> {
     .version(false)
     .fail((message, error) => {
       // yargs validation (unknown option, missing argument) is a usage error: exit 2.
-      throw error ?? new UsageError('BAD_ARGUMENTS', `${message}\nRun with --help for usage.`);
+      throw error ?? new UsageError(CLI_ERROR_CODES.badArguments, `${message}\nRun with --help for usage.`);
     });
   registerRunCommand(cli);
   registerArtifactCommands(cli);

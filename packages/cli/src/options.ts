@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { resolveStoreRoot } from '@graft/artifacts';
 import { UsageError, describeFileType, errnoCode } from '@graft/core';
+import { CLI_ERROR_CODES } from './error-codes.ts';
 
 export const DEFAULT_CONFIG = 'pipelines/mnist-transfer.json';
 
@@ -36,7 +37,7 @@ export function storeRoot(argv: { artifacts: string | undefined }, env: NodeJS.P
         : 'the default store ./artifacts';
   const refuse = (what: string) =>
     new UsageError(
-      'STORE_NOT_DIRECTORY',
+      CLI_ERROR_CODES.storeNotDirectory,
       `The artifact store ${root} (${from}) ${what}. Pass a directory with --artifacts DIR (or GRAFT_ARTIFACTS); one that does not exist yet is created.`,
     );
   try {

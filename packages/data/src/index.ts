@@ -34,3 +34,5 @@ export { DATASET_SUMMARY_FILE, datasetSplitPath, readDatasetSplit, writeDatasetS
 export type { DatasetSummary, SourceFile } from './formats/dataset.ts';
 export { SPLIT_INFO_FILE, SUBSETS, readSplitData, readSplitInfo, splitDataPath, splitInfoSchema, writeSplitData, writeSplitInfo } from './formats/split.ts';
 export type { SplitInfo, Subset } from './formats/split.ts';
+export { DATA_ERROR_CODES } from './error-codes.ts';
+export type { DataErrorCode } from './error-codes.ts';

@@ -15,6 +15,7 @@ import {
   type DataType,
 } from 'apache-arrow';
 import { GraftError, describeSystemError } from '@graft/core';
+import { DATA_ERROR_CODES } from './error-codes.ts';
 
 /**
  * One split of a greyscale image dataset held as flat typed arrays, never as per-row
@@ -58,7 +59,7 @@ function checkImageTable(table: ImageTable): void {
     problems.push(`images has ${table.images.length} bytes, expected ${length} x ${rows} x ${cols} = ${length * rows * cols}`);
   }
   if (problems.length > 0) {
-    throw new GraftError('IMAGE_TABLE_INVALID', `Inconsistent image table: ${problems.join('; ')}.`);
+    throw new GraftError(DATA_ERROR_CODES.imageTableInvalid, `Inconsistent image table: ${problems.join('; ')}.`);
   }
 }
 
@@ -103,7 +104,7 @@ export async function writeImageTable(path: string, table: ImageTable): Promise<
   try {
     await writeFile(path, bytes);
   } catch (error) {
-    throw new GraftError('ARROW_WRITE_FAILED', `Cannot write Arrow file: ${describeSystemError(error, path)}.`, { cause: error });
+    throw new GraftError(DATA_ERROR_CODES.arrowWriteFailed, `Cannot write Arrow file: ${describeSystemError(error, path)}.`, { cause: error });
   }
 }
 
@@ -113,7 +114,7 @@ export async function readImageTable(path: string): Promise<ImageTable> {
   try {
     bytes = await readFile(path);
   } catch (error) {
-    throw new GraftError('ARROW_READ_FAILED', `Cannot read Arrow file: ${describeSystemError(error, path)}.`, { cause: error });
+    throw new GraftError(DATA_ERROR_CODES.arrowReadFailed, `Cannot read Arrow file: ${describeSystemError(error, path)}.`, { cause: error });
   }
   return decodeImageTable(bytes, path);
 }
@@ -125,13 +126,13 @@ export function decodeImageTable(bytes: Uint8Array, fileLabel: string): ImageTab
     table = tableFromIPC(bytes);
   } catch (error) {
     throw new GraftError(
-      'ARROW_INVALID',
+      DATA_ERROR_CODES.arrowInvalid,
       `${fileLabel} is not a readable Arrow IPC file (${(error as Error).message}). Rebuild the artifact that produced it.`,
       { cause: error },
     );
   }
   const invalid = (what: string) =>
-    new GraftError('ARROW_INVALID', `${fileLabel} is not an image table: ${what}. Expected columns label (Uint8), image (FixedSizeList<Uint8>), index (Uint32) and rows/cols metadata.`);
+    new GraftError(DATA_ERROR_CODES.arrowInvalid, `${fileLabel} is not an image table: ${what}. Expected columns label (Uint8), image (FixedSizeList<Uint8>), index (Uint32) and rows/cols metadata.`);
 
   const metadata = Object.fromEntries(table.schema.metadata);
   const rows = Number(metadata.rows);

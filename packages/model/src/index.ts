@@ -26,3 +26,5 @@ export { MODEL_DIR, MODEL_JSON, WEIGHTS_BIN, loadModel, modelDirOf, readModelArt
 export { silentLogger } from './logger.ts';
 export type { ModelLogger } from './logger.ts';
 export { mapLabels } from './labels.ts';
+export { MODEL_ERROR_CODES } from './error-codes.ts';
+export type { ModelErrorCode } from './error-codes.ts';

@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GraftError, describeSystemError } from '@graft/core';
+import { MODEL_ERROR_CODES } from './error-codes.ts';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
@@ -31,7 +32,7 @@ export async function saveModel(model: tf.LayersModel, dir: string, metadata?: R
         await writeFile(binPath, new Uint8Array(weightData));
         await writeFile(jsonPath, `${JSON.stringify(modelJson, null, 2)}\n`);
       } catch (error) {
-        throw new GraftError('MODEL_WRITE_FAILED', `could not save the model: ${describeSystemError(error, dir)}`, { cause: error });
+        throw new GraftError(MODEL_ERROR_CODES.writeFailed, `could not save the model: ${describeSystemError(error, dir)}`, { cause: error });
       }
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
@@ -46,12 +47,12 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
     modelJson = JSON.parse(await readFile(jsonPath, 'utf8')) as tf.io.ModelJSON;
   } catch (error) {
     if (error instanceof SyntaxError) {
-      throw new GraftError('MODEL_INVALID', `${jsonPath} is not valid JSON: ${error.message}`, { cause: error });
+      throw new GraftError(MODEL_ERROR_CODES.invalid, `${jsonPath} is not valid JSON: ${error.message}`, { cause: error });
     }
-    throw new GraftError('MODEL_NOT_FOUND', `cannot read the model: ${describeSystemError(error, jsonPath)}`, { cause: error });
+    throw new GraftError(MODEL_ERROR_CODES.notFound, `cannot read the model: ${describeSystemError(error, jsonPath)}`, { cause: error });
   }
   if (typeof modelJson !== 'object' || modelJson === null || modelJson.modelTopology == null || !Array.isArray(modelJson.weightsManifest)) {
-    throw new GraftError('MODEL_INVALID', `${jsonPath} is not a tfjs LayersModel (needs modelTopology and weightsManifest)`);
+    throw new GraftError(MODEL_ERROR_CODES.invalid, `${jsonPath} is not a tfjs LayersModel (needs modelTopology and weightsManifest)`);
   }
   const handler: tf.io.IOHandler = {
     load: () =>
@@ -62,14 +63,14 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
           specs.push(...group.weights);
           for (const path of group.paths) {
             if (isAbsolute(path) || normalize(path).startsWith('..')) {
-              throw new GraftError('MODEL_INVALID', `${jsonPath} names a weights file outside its directory: ${path}`);
+              throw new GraftError(MODEL_ERROR_CODES.invalid, `${jsonPath} names a weights file outside its directory: ${path}`);
             }
             const file = join(dir, path);
             try {
               const bytes = await readFile(file);
               buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
             } catch (error) {
-              throw new GraftError('MODEL_NOT_FOUND', `cannot read the model weights: ${describeSystemError(error, file)}`, { cause: error });
+              throw new GraftError(MODEL_ERROR_CODES.notFound, `cannot read the model weights: ${describeSystemError(error, file)}`, { cause: error });
             }
           }
         }
@@ -80,7 +81,7 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
     return await tf.loadLayersModel(handler);
   } catch (error) {
     if (error instanceof GraftError) throw error;
-    throw new GraftError('MODEL_INVALID', `cannot load the model in ${dir}: ${error instanceof Error ? error.message : String(error)}`, {
+    throw new GraftError(MODEL_ERROR_CODES.invalid, `cannot load the model in ${dir}: ${error instanceof Error ? error.message : String(error)}`, {
       cause: error,
     });
   }

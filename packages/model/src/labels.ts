@@ -1,4 +1,5 @@
 import { GraftError } from '@graft/core';
+import { MODEL_ERROR_CODES } from './error-codes.ts';
 
 /**
  * A copy of `table` whose labels are class indices: `classMap` maps an original label
@@ -17,7 +18,7 @@ export function mapLabels<T extends { labels: Uint8Array; length: number }>(
     const mapped = lookup[table.labels[i]!]!;
     if (mapped < 0) {
       throw new GraftError(
-        'LABEL_NOT_IN_CLASS_MAP',
+        MODEL_ERROR_CODES.labelNotInClassMap,
         `${what} has label ${table.labels[i]} (row ${i}), which the class map ${JSON.stringify(classMap)} does not contain; ` +
           'the split artifact is inconsistent: rebuild it.',
       );

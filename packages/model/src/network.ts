@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { GraftError } from '@graft/core';
 import type { Rng } from '@graft/core';
+import { MODEL_ERROR_CODES } from './error-codes.ts';
 
 /** Shape of the seed's CNN (DESIGN.md §1); tests shrink it to run in milliseconds. */
 export interface NetworkSpec {
@@ -79,7 +80,7 @@ export function buildNetwork(spec: NetworkSpec, rng: Rng | null): tf.Sequential 
   const { convRows, convCols } = featureGeometry(spec);
   if (convRows < 1 || convCols < 1) {
     throw new GraftError(
-      'MODEL_ARCHITECTURE',
+      MODEL_ERROR_CODES.architecture,
       `images of ${spec.rows}x${spec.cols} are smaller than the ${spec.kernelSize}x${spec.kernelSize} conv kernel`,
     );
   }
@@ -156,20 +157,20 @@ export function networkVariables(model: tf.LayersModel): NetworkVariables {
       layer = model.getLayer(name);
     } catch (error) {
       throw new GraftError(
-        'MODEL_ARCHITECTURE',
+        MODEL_ERROR_CODES.architecture,
         `the model has no layer '${name}' (${className}); it has: ${describeLayers(model)}. Was it produced by graft's phase-one or transplant stage?`,
         { cause: error },
       );
     }
     if (layer.getClassName() !== className) {
       throw new GraftError(
-        'MODEL_ARCHITECTURE',
+        MODEL_ERROR_CODES.architecture,
         `layer '${name}' is a ${layer.getClassName()}, expected ${className}; the model has: ${describeLayers(model)}`,
       );
     }
     const weights = layer.trainableWeights;
     if (weights.length !== 2) {
-      throw new GraftError('MODEL_ARCHITECTURE', `layer '${name}' has ${weights.length} trainable weights, expected a kernel and a bias`);
+      throw new GraftError(MODEL_ERROR_CODES.architecture, `layer '${name}' has ${weights.length} trainable weights, expected a kernel and a bias`);
     }
     // LayerVariable.read() is the underlying tf.Variable: training updates it in place.
     return weights.map((w) => w.read() as tf.Variable) as [tf.Variable, tf.Variable];
@@ -177,7 +178,7 @@ export function networkVariables(model: tf.LayersModel): NetworkVariables {
   const last = model.layers[model.layers.length - 1];
   if (!last || last.getClassName() !== 'Dense') {
     throw new GraftError(
-      'MODEL_ARCHITECTURE',
+      MODEL_ERROR_CODES.architecture,
       `the model's last layer is ${last ? `'${last.name}' (${last.getClassName()})` : 'missing'}, expected a Dense head; layers: ${describeLayers(model)}`,
     );
   }
@@ -185,7 +186,7 @@ export function networkVariables(model: tf.LayersModel): NetworkVariables {
   const [fc1Kernel, fc1Bias] = expect(LAYER_NAMES.fc1, 'Dense');
   const [headKernel, headBias] = expect(LAYER_NAMES.head, 'Dense');
   if (last.name !== LAYER_NAMES.head) {
-    throw new GraftError('MODEL_ARCHITECTURE', `the last layer is '${last.name}', expected the head '${LAYER_NAMES.head}'`);
+    throw new GraftError(MODEL_ERROR_CODES.architecture, `the last layer is '${last.name}', expected the head '${LAYER_NAMES.head}'`);
   }
   return { convKernel, convBias, fc1Kernel, fc1Bias, headKernel, headBias };
 }
@@ -198,7 +199,7 @@ export function specFromModel(model: tf.LayersModel): NetworkSpec {
   const rows = inputShape[1];
   const cols = inputShape[2];
   if (rows == null || cols == null || inputShape[3] !== 1 || inChannels !== 1 || kh !== kw) {
-    throw new GraftError('MODEL_ARCHITECTURE', `unexpected input shape [${inputShape.join(', ')}] or conv kernel [${vars.convKernel.shape.join(', ')}]`);
+    throw new GraftError(MODEL_ERROR_CODES.architecture, `unexpected input shape [${inputShape.join(', ')}] or conv kernel [${vars.convKernel.shape.join(', ')}]`);
   }
   let dropoutRate = 0;
   try {

@@ -106,6 +106,6 @@ describe('phaseOneStage', () => {
     await expect(phaseOneStage.run(noInput)).rejects.toMatchObject({ code: 'INPUT_MISSING' });
     const notSplit = await stageContext(root, phaseOneStage, quick, { data: inputArtifact(root, 'ingest') });
     await expect(phaseOneStage.run(notSplit)).rejects.toMatchObject({ code: 'SPLIT_INFO_UNREADABLE' });
-    await expect(run({ ...quick, batchSize: 500 })).rejects.toMatchObject({ code: 'EMPTY_SPLIT', message: expect.stringContaining('lower batchSize') });
+    await expect(run({ ...quick, batchSize: 500 })).rejects.toMatchObject({ code: 'TRAIN_SET_SMALLER_THAN_BATCH', exitCode: 2, message: expect.stringContaining('lower batchSize') });
   });
 });

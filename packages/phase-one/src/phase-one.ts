@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import { GraftError, MAX_SEED, Rng, defineStage } from '@graft/core';
+import { GraftError, MAX_SEED, Rng, UsageError, defineStage } from '@graft/core';
 import { readSplitData, readSplitInfo } from '@graft/data';
 import type { SplitInfo } from '@graft/data';
 // Types only from the packages that load tfjs; the CLI must not pay for it on cache hits.
 import type { TrainingMetricsFile } from '@graft/train';
 import { ALL_LAYERS, PHASE_ONE_DEFAULTS, TRAINING_LIMITS } from '@graft/train/recipes';
+import { PHASE_ONE_ERROR_CODES } from './error-codes.ts';
 
 const D = PHASE_ONE_DEFAULTS;
 
@@ -51,8 +52,8 @@ export const phaseOneStage = defineStage({
   async run(ctx) {
     const { params, logger } = ctx;
     const input = ctx.inputs.data;
-    if (!input) throw new GraftError('INPUT_MISSING', `phase-one needs a split artifact in its 'data' input slot.`);
-    if (!ctx.compute) throw new GraftError('BACKEND_NOT_SELECTED', 'phase-one computes with tfjs: run it through the runner, which selects the backend first.');
+    if (!input) throw new GraftError(PHASE_ONE_ERROR_CODES.inputMissing, `phase-one needs a split artifact in its 'data' input slot.`);
+    if (!ctx.compute) throw new GraftError(PHASE_ONE_ERROR_CODES.backendNotSelected, 'phase-one computes with tfjs: run it through the runner, which selects the backend first.');
     const m = await import('@graft/model');
     const t = await import('@graft/train');
 
@@ -62,14 +63,14 @@ export const phaseOneStage = defineStage({
       m.mapLabels(await readSplitData(input.path, params.dataset, part), classMap, `${params.dataset} ${part}`);
     const [train, validation, test] = [await load('train'), await load('validation'), await load('test')];
     if (validation.length === 0 || test.length === 0) {
-      throw new GraftError('EMPTY_SPLIT', `the ${params.dataset} ${validation.length === 0 ? 'validation' : 'test'} set is empty; phase-one needs rows to evaluate on`);
+      throw new UsageError(PHASE_ONE_ERROR_CODES.emptySplit, `the ${params.dataset} ${validation.length === 0 ? 'validation' : 'test'} set is empty; phase-one needs rows to evaluate on`);
     }
     const plan = params.shuffle
       ? t.shuffledEpochPlan(train.length, params.batchSize, params.maxBatchesPerEpoch)
       : t.contiguousPlan(train.length, params.batchSize, params.maxBatchesPerEpoch);
     if (plan.batchesPerEpoch === 0) {
-      throw new GraftError(
-        'EMPTY_SPLIT',
+      throw new UsageError(
+        PHASE_ONE_ERROR_CODES.trainSetSmallerThanBatch,
         `the ${params.dataset} training set has ${train.length} rows, too few for one batch of ${params.batchSize} ` +
           '(the seed batching drops the last batch); lower batchSize',
       );

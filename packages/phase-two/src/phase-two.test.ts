@@ -90,6 +90,7 @@ describe('phaseTwoStage', () => {
   it('rejects a model without a head for every phase-two class', async () => {
     await expect(run(quick, phaseOne)).rejects.toMatchObject({
       code: 'HEAD_WIDTH_MISMATCH',
+      exitCode: 2,
       message: expect.stringContaining('put the transplant stage between phase-one and phase-two'),
     });
     const noData = await stageContext(root, phaseTwoStage, quick, { model: transplant });

@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { GraftError, MAX_SEED, Rng, defineStage } from '@graft/core';
+import { GraftError, MAX_SEED, Rng, UsageError, defineStage } from '@graft/core';
 import { readSplitData, readSplitInfo } from '@graft/data';
 // Types only from the packages that load tfjs; the CLI must not pay for it on cache hits.
 import type { TrainingMetricsFile } from '@graft/train';
 import { ALL_LAYERS, HEAD_ONLY, PHASE_TWO_DEFAULTS, TRAINING_LIMITS } from '@graft/train/recipes';
+import { PHASE_TWO_ERROR_CODES } from './error-codes.ts';
 
 const D = PHASE_TWO_DEFAULTS;
 
@@ -65,9 +66,9 @@ export const phaseTwoStage = defineStage({
     const { params, logger } = ctx;
     const modelInput = ctx.inputs.model;
     const dataInput = ctx.inputs.data;
-    if (!modelInput) throw new GraftError('INPUT_MISSING', `phase-two needs a transplant artifact in its 'model' input slot.`);
-    if (!dataInput) throw new GraftError('INPUT_MISSING', `phase-two needs a split artifact in its 'data' input slot.`);
-    if (!ctx.compute) throw new GraftError('BACKEND_NOT_SELECTED', 'phase-two computes with tfjs: run it through the runner, which selects the backend first.');
+    if (!modelInput) throw new GraftError(PHASE_TWO_ERROR_CODES.inputMissing, `phase-two needs a transplant artifact in its 'model' input slot.`);
+    if (!dataInput) throw new GraftError(PHASE_TWO_ERROR_CODES.inputMissing, `phase-two needs a split artifact in its 'data' input slot.`);
+    if (!ctx.compute) throw new GraftError(PHASE_TWO_ERROR_CODES.backendNotSelected, 'phase-two computes with tfjs: run it through the runner, which selects the backend first.');
     const m = await import('@graft/model');
     const t = await import('@graft/train');
 
@@ -77,8 +78,8 @@ export const phaseTwoStage = defineStage({
     try {
       const spec = m.specFromModel(model);
       if (spec.numClasses !== split.numClassesPhaseTwo) {
-        throw new GraftError(
-          'HEAD_WIDTH_MISMATCH',
+        throw new UsageError(
+          PHASE_TWO_ERROR_CODES.headWidthMismatch,
           `the model in ${modelDir} has a ${spec.numClasses}-unit head but phase two has ${split.numClassesPhaseTwo} classes ` +
             `(${split.phaseTwoClasses.join(', ')}); put the transplant stage between phase-one and phase-two`,
         );
@@ -89,7 +90,7 @@ export const phaseTwoStage = defineStage({
         m.mapLabels(await readSplitData(dataInput.path, 'phase-two', part), classMap, `phase-two ${part}`);
       const [train, validation, test] = [await load('train'), await load('validation'), await load('test')];
       if (train.length === 0 || validation.length === 0 || test.length === 0) {
-        throw new GraftError('EMPTY_SPLIT', 'a phase-two split (train, validation or test) is empty; phase-two needs rows in all three');
+        throw new UsageError(PHASE_TWO_ERROR_CODES.emptySplit, 'a phase-two split (train, validation or test) is empty; phase-two needs rows in all three');
       }
       const vars = m.networkVariables(model);
       const valAccuracyBefore = m.accuracyOn(vars, spec, validation);

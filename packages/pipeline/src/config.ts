@@ -13,6 +13,7 @@ import {
   type StageDefinition,
 } from '@graft/core';
 import { z } from 'zod';
+import { PIPELINE_ERROR_CODES } from './error-codes.ts';
 
 /**
  * A pipeline config as written (all optional but `entries`) -> `resolveConfig()` ->
@@ -90,7 +91,7 @@ export class ConfigError extends UsageError {
   constructor(source: string, problems: ConfigProblem[]) {
     const lines = problems.map((p) => `  - ${p.path || '(root)'}: ${p.message}`);
     super(
-      'CONFIG_INVALID',
+      PIPELINE_ERROR_CODES.configInvalid,
       `${source} is not a valid pipeline config (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}\nFix these and run again; nothing was run.`,
     );
     this.name = 'ConfigError';
@@ -124,13 +125,13 @@ export async function readConfigFile(path: string): Promise<unknown> {
           ? `${path} is larger than ${MAX_CONFIG_BYTES / 2 ** 20} MiB, too large for a pipeline config`
           : error.message
         : describeSystemError(error, path);
-    throw new UsageError('CONFIG_UNREADABLE', `Cannot read pipeline config: ${reason}. Pass a pipeline config file (JSON) with --config.`, { cause: error });
+    throw new UsageError(PIPELINE_ERROR_CODES.configUnreadable, `Cannot read pipeline config: ${reason}. Pass a pipeline config file (JSON) with --config.`, { cause: error });
   }
   try {
     return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (error) {
     const reason = error instanceof SyntaxError ? (error as Error).message : 'not UTF-8 text';
-    throw new UsageError('CONFIG_NOT_JSON', `${path} is not valid JSON (${reason}). Fix the syntax and run again.`, { cause: error });
+    throw new UsageError(PIPELINE_ERROR_CODES.configNotJson, `${path} is not valid JSON (${reason}). Fix the syntax and run again.`, { cause: error });
   }
 }
 
@@ -417,7 +418,7 @@ export function entriesFor(config: ResolvedConfig, target: string): ResolvedEntr
   if (target === 'all') return config.entries;
   const byName = new Map(config.entries.map((e) => [e.name, e]));
   if (!byName.has(target)) {
-    throw new UsageError('UNKNOWN_TARGET', `"${target}" is not an entry of pipeline ${config.name}; use "all" or one of: ${config.entries.map((e) => e.name).join(', ')}`);
+    throw new UsageError(PIPELINE_ERROR_CODES.unknownTarget, `"${target}" is not an entry of pipeline ${config.name}; use "all" or one of: ${config.entries.map((e) => e.name).join(', ')}`);
   }
   const needed = new Set<string>();
   const visit = (name: string) => {

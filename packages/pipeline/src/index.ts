@@ -3,3 +3,5 @@ export type { ConfigOverrides, ConfigProblem, ResolvedConfig, ResolvedEntry, Sta
 export { keySpecFor, runPipeline, summariseMetrics } from './runner.ts';
 export type { RunOptions, SharedArtifacts } from './runner.ts';
 export { GRAFT_VERSION } from './version.ts';
+export { PIPELINE_ERROR_CODES } from './error-codes.ts';
+export type { PipelineErrorCode } from './error-codes.ts';

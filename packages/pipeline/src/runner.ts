@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { entriesFor, type ResolvedConfig, type StageRegistry } from './config.ts';
 import { writeRunRecord, type RunRecord, type StageRunRecord } from '@graft/runs';
 import { GRAFT_VERSION } from './version.ts';
+import { PIPELINE_ERROR_CODES } from './error-codes.ts';
 
 export interface RunOptions {
   config: ResolvedConfig;
@@ -111,7 +112,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
   let compute: Promise<SelectedBackend> | undefined;
   const selectBackend = (log: Logger): Promise<SelectedBackend> => {
     if (!options.selectBackend) {
-      return Promise.reject(new GraftError('BACKEND_NOT_SELECTED', 'this stage computes with tfjs but the runner was given no selectBackend'));
+      return Promise.reject(new GraftError(PIPELINE_ERROR_CODES.backendNotSelected, 'this stage computes with tfjs but the runner was given no selectBackend'));
     }
     compute ??= options.selectBackend(config.backend, log);
     return compute;
@@ -162,7 +163,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
   } catch (error) {
     record.status = 'failed';
     record.error = {
-      code: isGraftError(error) ? error.code : 'UNEXPECTED',
+      code: isGraftError(error) ? error.code : PIPELINE_ERROR_CODES.unexpected,
       message: error instanceof Error ? error.message : String(error),
       ...(current ? { stage: current } : {}),
     };
@@ -269,7 +270,7 @@ async function buildEntry(
     // Name the entry: in `run all` either training phase could be the one that failed.
     const message = `Entry "${entryName}" (stage ${stage.name}) failed: ${error instanceof Error ? error.message : String(error)}`;
     if (isGraftError(error)) throw new GraftError(error.code, message, { cause: error, exitCode: error.exitCode });
-    throw new GraftError('STAGE_FAILED', message, { cause: error });
+    throw new GraftError(PIPELINE_ERROR_CODES.stageFailed, message, { cause: error });
   }
 }
 

@@ -1,6 +1,7 @@
 import { UsageError, canonicalJson } from '@graft/core';
 import type { RunRecord } from '@graft/runs';
 import { flattenMetrics, flattenParams } from './metrics.ts';
+import { REPORT_ERROR_CODES } from './error-codes.ts';
 
 /** The runs being compared, in the order given; the first is the baseline of every delta. */
 export interface ComparedRun {
@@ -129,7 +130,7 @@ function unionInOrder<T>(lists: Iterable<T>[]): T[] {
  * first run, and, for runs that repeat one experiment under different seeds, mean ± std.
  */
 export function compareRuns(runs: readonly RunRecord[]): Comparison {
-  if (runs.length === 0) throw new UsageError('BAD_ARGUMENTS', 'Name at least one run to compare (e.g. graft compare latest latest~1).');
+  if (runs.length === 0) throw new UsageError(REPORT_ERROR_CODES.badArguments, 'Name at least one run to compare (e.g. graft compare latest latest~1).');
   const params = runs.map(paramsOf);
   const paramDiffs: ParamDifference[] = [];
   for (const path of unionInOrder(params.map((p) => p.keys()))) {

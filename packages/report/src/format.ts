@@ -3,6 +3,7 @@ import type { Comparison } from './compare.ts';
 import { shortDate } from '@graft/runs';
 import { formatDelta, formatMetric, formatSpread } from './metrics.ts';
 import { renderMarkdown, renderText, type Align, type Table } from './table.ts';
+import { REPORT_ERROR_CODES } from './error-codes.ts';
 
 export type ComparisonFormat = 'table' | 'markdown' | 'json';
 
@@ -30,7 +31,7 @@ interface Section {
 export function formatComparison(c: Comparison, format: ComparisonFormat, options: { all?: boolean } = {}): string {
   if (format === 'json') return JSON.stringify(c, null, 2);
   if (format !== 'table' && format !== 'markdown') {
-    throw new UsageError('BAD_FORMAT', `Unknown comparison format "${String(format)}"; use table, markdown or json.`);
+    throw new UsageError(REPORT_ERROR_CODES.badFormat, `Unknown comparison format "${String(format)}"; use table, markdown or json.`);
   }
   const sections = buildSections(c, options.all ?? false);
   if (format === 'markdown') {

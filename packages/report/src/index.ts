@@ -8,3 +8,5 @@ export { plotCurves } from './plot.ts';
 export { buildReportModel, noLookup, storeLookup } from './report-model.ts';
 export type { ArtifactLookup, ReportModel } from './report-model.ts';
 export { renderReportHtml, reportBody, writeReport } from './report-html.ts';
+export { REPORT_ERROR_CODES } from './error-codes.ts';
+export type { ReportErrorCode } from './error-codes.ts';

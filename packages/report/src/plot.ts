@@ -6,6 +6,7 @@ import { GraftError, UsageError, atomicWriteFile, describeSystemError } from '@g
 // package, and only `compare --plot` needs them.
 import type { TopLevelSpec } from 'vega-lite';
 import type { RunRecord } from '@graft/runs';
+import { REPORT_ERROR_CODES } from './error-codes.ts';
 
 /** One point of one curve, as fed to vega-lite. */
 export interface CurveDatum {
@@ -140,12 +141,12 @@ export async function svgToPng(svg: string): Promise<Uint8Array> {
 export async function plotCurves(runs: readonly RunRecord[], outPath: string): Promise<void> {
   const ext = extname(outPath).toLowerCase();
   if (ext !== '.svg' && ext !== '.png') {
-    throw new UsageError('PLOT_FORMAT', `Cannot draw curves to ${outPath}: the file name must end in .svg or .png.`);
+    throw new UsageError(REPORT_ERROR_CODES.plotFormat, `Cannot draw curves to ${outPath}: the file name must end in .svg or .png.`);
   }
   const data = curveData(runs);
   if (data.length === 0) {
     throw new UsageError(
-      'NO_CURVES',
+      REPORT_ERROR_CODES.noCurves,
       `None of the runs ${runs.map((r) => r.runId).join(', ')} has a training curve (a training entry with metrics.curve); run a training entry first.`,
     );
   }
@@ -154,6 +155,6 @@ export async function plotCurves(runs: readonly RunRecord[], outPath: string): P
   try {
     await atomicWriteFile(outPath, bytes);
   } catch (error) {
-    throw new GraftError('PLOT_WRITE_FAILED', `Cannot write the plot: ${describeSystemError(error, outPath)}.`, { cause: error });
+    throw new GraftError(REPORT_ERROR_CODES.plotWriteFailed, `Cannot write the plot: ${describeSystemError(error, outPath)}.`, { cause: error });
   }
 }

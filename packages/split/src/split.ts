@@ -13,6 +13,7 @@ import {
   type SplitName,
   type Subset,
 } from '@graft/data';
+import { SPLIT_ERROR_CODES } from './error-codes.ts';
 
 export const splitParams = z.strictObject({
   // Labels are bytes: at most 256 distinct classes to hold out.
@@ -31,14 +32,14 @@ export function planSplit(holdout: readonly number[], presentLabels: readonly nu
     // An absent label would leave phase one identical to phase two: the transfer
     // experiment would silently measure nothing, and a typo (10 for MNIST's 9) would go unnoticed.
     throw new UsageError(
-      'HOLDOUT_LABEL_ABSENT',
+      SPLIT_ERROR_CODES.holdoutLabelAbsent,
       `split param holdout: label(s) ${absent.join(', ')} do not occur in the data, whose labels are ${present.join(', ')}. Hold out labels that exist.`,
     );
   }
   const phaseOneClasses = present.filter((label) => !heldOut.includes(label));
   if (phaseOneClasses.length === 0) {
     throw new UsageError(
-      'HOLDOUT_ALL_LABELS',
+      SPLIT_ERROR_CODES.holdoutAllLabels,
       `split param holdout: [${heldOut.join(', ')}] holds out every label in the data, leaving phase one nothing to learn. Keep at least one label (usually all but one).`,
     );
   }
@@ -62,7 +63,7 @@ export const splitStage = defineStage({
   output: ['split'],
   async run(ctx) {
     const input = ctx.inputs.data;
-    if (!input) throw new GraftError('SPLIT_INPUT_MISSING', `The split stage needs an ingest artifact in its 'data' input slot.`);
+    if (!input) throw new GraftError(SPLIT_ERROR_CODES.inputMissing, `The split stage needs an ingest artifact in its 'data' input slot.`);
     const tables = {} as Record<SplitName, ImageTable>;
     for (const split of SPLIT_NAMES) tables[split] = await readDatasetSplit(input.path, split);
 
@@ -86,7 +87,7 @@ export const splitStage = defineStage({
           table.length === 0
             ? `the ingest artifact's ${split} split is already empty (ingest validationSize 0?)`
             : `all ${table.length} of its rows have held-out labels [${plan.heldOut.join(', ')}]`;
-        throw new UsageError('EMPTY_PHASE_ONE_SPLIT', `split: the phase-one ${split} split would be empty: ${why}. Every phase-one split needs rows to train and evaluate on.`);
+        throw new UsageError(SPLIT_ERROR_CODES.emptyPhaseOneSplit, `split: the phase-one ${split} split would be empty: ${why}. Every phase-one split needs rows to train and evaluate on.`);
       }
       phaseOne[split] = selectRows(table, rows);
     }

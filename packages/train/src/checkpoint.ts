@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GraftError, describeSystemError } from '@graft/core';
+import { TRAIN_ERROR_CODES } from './error-codes.ts';
 
 /**
  * One file holding a JSON header and raw little-endian tensor data, so a checkpoint is
@@ -36,7 +37,7 @@ interface Header<State> {
 }
 
 function checkpointError(path: string, what: string, cause?: unknown): GraftError {
-  return new GraftError('CHECKPOINT_INVALID', `checkpoint ${path} ${what}`, cause === undefined ? {} : { cause });
+  return new GraftError(TRAIN_ERROR_CODES.checkpointInvalid, `checkpoint ${path} ${what}`, cause === undefined ? {} : { cause });
 }
 
 export async function writeCheckpoint<State>(path: string, checkpoint: Checkpoint<State>): Promise<void> {
@@ -78,7 +79,7 @@ export async function writeCheckpoint<State>(path: string, checkpoint: Checkpoin
     await syncDirectory(dirname(path));
   } catch (error) {
     await rm(tmp, { force: true }).catch(() => {});
-    throw new GraftError('CHECKPOINT_WRITE_FAILED', `could not write checkpoint: ${describeSystemError(error, path)}`, { cause: error });
+    throw new GraftError(TRAIN_ERROR_CODES.checkpointWriteFailed, `could not write checkpoint: ${describeSystemError(error, path)}`, { cause: error });
   }
 }
 

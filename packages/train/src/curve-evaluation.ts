@@ -18,6 +18,7 @@ import { GraftError } from '@graft/core';
 import type { CurvePoint } from '@graft/core';
 import { VARIABLE_ORDER, accuracyOf, accuracyOn, features, headLogits, inputTensor } from '@graft/model';
 import type { LabelledImages, NetworkSpec, NetworkVariables } from '@graft/model';
+import { TRAIN_ERROR_CODES } from './error-codes.ts';
 
 type VariableName = keyof NetworkVariables;
 
@@ -91,7 +92,7 @@ function envMode(): EvaluationMode {
   const value = process.env[EVALUATION_ENV];
   if (value === undefined || value === '' || value === 'auto') return 'auto';
   if (value === 'worker' || value === 'inline') return value;
-  throw new GraftError('BAD_ENVIRONMENT', `${EVALUATION_ENV}=${value} is not one of auto, worker, inline; unset it or pick one`, { exitCode: 2 });
+  throw new GraftError(TRAIN_ERROR_CODES.badEnvironment, `${EVALUATION_ENV}=${value} is not one of auto, worker, inline; unset it or pick one`, { exitCode: 2 });
 }
 
 export function openCurveEvaluator(options: CurveEvaluatorOptions): CurveEvaluator {
@@ -245,7 +246,7 @@ class WorkerEvaluator implements CurveEvaluator {
   private fail(message: string, cause?: unknown): void {
     if (this.failure) return;
     this.failure = new GraftError(
-      'EVALUATION_FAILED',
+      TRAIN_ERROR_CODES.evaluationFailed,
       `${message}. Nothing was published; rerun, or set ${EVALUATION_ENV}=inline to evaluate on the training thread.`,
       cause === undefined ? {} : { cause },
     );

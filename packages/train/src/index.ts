@@ -13,3 +13,5 @@ export type { Recipe } from './recipes.ts';
 export { METRICS_FILE, readTrainingMetrics, trainingMetricsSchema, writeTrainingMetrics } from './metrics-file.ts';
 export type { TrainingMetricsFile, TrainingMetricsHead } from './metrics-file.ts';
 export type { AdamConfig, AdamState, TrainingOptimizer } from './optimizer.ts';
+export { TRAIN_ERROR_CODES } from './error-codes.ts';
+export type { TrainErrorCode } from './error-codes.ts';

@@ -6,6 +6,7 @@ import type { StageContext, StageResult } from '@graft/core';
 import { perClassByLabel, testClasses } from '@graft/model';
 import type { Evaluation } from '@graft/model';
 import type { TrainResult } from './train-loop.ts';
+import { TRAIN_ERROR_CODES } from './error-codes.ts';
 
 /**
  * The `training-metrics` artifact kind (phase-one and phase-two write it beside their
@@ -115,7 +116,7 @@ export async function readTrainingMetrics(artifactPath: string): Promise<Trainin
     return await readJsonFile(path, trainingMetricsSchema);
   } catch (error) {
     if (!(error instanceof JsonFileError)) throw error;
-    throw new GraftError('TRAINING_METRICS_INVALID', `${path} is not a training stage's metrics file (${error.problems.join('; ')}); rebuild that artifact.`, {
+    throw new GraftError(TRAIN_ERROR_CODES.trainingMetricsInvalid, `${path} is not a training stage's metrics file (${error.problems.join('; ')}); rebuild that artifact.`, {
       cause: error,
     });
   }

@@ -23,6 +23,7 @@ import type { TrainingOptimizer } from './optimizer.ts';
 import { ADAM_CONSTANTS } from './recipes.ts';
 import { openCurveEvaluator } from './curve-evaluation.ts';
 import type { EvaluationMode } from './curve-evaluation.ts';
+import { TRAIN_ERROR_CODES } from './error-codes.ts';
 
 type VariableName = keyof NetworkVariables;
 
@@ -187,7 +188,7 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
         state.steps++;
         if (!Number.isFinite(lossValue)) {
           throw new GraftError(
-            'NON_FINITE_LOSS',
+            TRAIN_ERROR_CODES.nonFiniteLoss,
             `training loss became ${lossValue} at epoch ${epoch}, batch ${b + 1} (step ${state.steps}); ` +
               'nothing was published. Lower learningRate, check the input data, or try another seed.',
           );

@@ -102,6 +102,7 @@ describe('transplantStage', () => {
     const ctx = await stageContext(root, transplantStage, {}, { model: scratch, data: split });
     await expect(transplantStage.run(ctx)).rejects.toMatchObject({
       code: 'HEAD_WIDTH_MISMATCH',
+      exitCode: 2,
       message: expect.stringContaining("5-unit head but the split's classMap has 4 classes"),
     });
   });

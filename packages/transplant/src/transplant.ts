@@ -1,9 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { GraftError, MAX_SEED, Rng, defineStage, isGraftError } from '@graft/core';
+import { GraftError, MAX_SEED, Rng, UsageError, defineStage, isGraftError } from '@graft/core';
 import { readSplitData, readSplitInfo } from '@graft/data';
 import type { SplitInfo } from '@graft/data';
+import { TRANSPLANT_ERROR_CODES } from './error-codes.ts';
 
 export const transplantParams = z.strictObject({
   copyBias: z
@@ -32,7 +33,7 @@ export function columnMapping(split: Pick<SplitInfo, 'phaseOneClasses' | 'phaseT
   return split.phaseOneClasses.map((label, from) => {
     const to = split.phaseTwoClassMap[String(label)];
     if (to === undefined) {
-      throw new GraftError('SPLIT_INFO_INVALID', `split.json: phase-one label ${label} has no phase-two class; rebuild the split artifact`);
+      throw new GraftError(TRANSPLANT_ERROR_CODES.splitInfoInvalid, `split.json: phase-one label ${label} has no phase-two class; rebuild the split artifact`);
     }
     return { label, from, to };
   });
@@ -84,9 +85,9 @@ export const transplantStage = defineStage({
     const { params, logger } = ctx;
     const modelInput = ctx.inputs.model;
     const dataInput = ctx.inputs.data;
-    if (!modelInput) throw new GraftError('INPUT_MISSING', `transplant needs a phase-one artifact in its 'model' input slot.`);
-    if (!dataInput) throw new GraftError('INPUT_MISSING', `transplant needs a split artifact in its 'data' input slot.`);
-    if (!ctx.compute) throw new GraftError('BACKEND_NOT_SELECTED', 'transplant computes with tfjs: run it through the runner, which selects the backend first.');
+    if (!modelInput) throw new GraftError(TRANSPLANT_ERROR_CODES.inputMissing, `transplant needs a phase-one artifact in its 'model' input slot.`);
+    if (!dataInput) throw new GraftError(TRANSPLANT_ERROR_CODES.inputMissing, `transplant needs a split artifact in its 'data' input slot.`);
+    if (!ctx.compute) throw new GraftError(TRANSPLANT_ERROR_CODES.backendNotSelected, 'transplant computes with tfjs: run it through the runner, which selects the backend first.');
     const backend = ctx.compute;
     const m = await import('@graft/model');
 
@@ -101,14 +102,14 @@ export const transplantStage = defineStage({
         spec = m.specFromModel(source);
         oldVars = m.networkVariables(source);
       } catch (error) {
-        const code = isGraftError(error) ? error.code : 'MODEL_ARCHITECTURE';
+        const code = isGraftError(error) ? error.code : TRANSPLANT_ERROR_CODES.modelArchitecture;
         throw new GraftError(code, `cannot graft onto the model in ${modelDir}: ${(error as Error).message}`, { cause: error });
       }
       const oldWidth = spec.numClasses;
       const expectedOld = Object.keys(split.classMap).length;
       if (oldWidth !== expectedOld) {
-        throw new GraftError(
-          'HEAD_WIDTH_MISMATCH',
+        throw new UsageError(
+          TRANSPLANT_ERROR_CODES.headWidthMismatch,
           `the model in ${modelDir} has a ${oldWidth}-unit head but the split's classMap has ${expectedOld} classes ` +
             `(${split.phaseOneClasses.join(', ')}); feed transplant a phase-one model trained on this split (dataset 'phase-one')`,
         );

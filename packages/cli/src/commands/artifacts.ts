@@ -4,6 +4,7 @@ import { listRuns } from '@graft/runs';
 import type { Argv } from 'yargs';
 import { storeRoot, type GlobalOptions } from '../options.ts';
 import { registerRemoteSubcommands } from './remote.ts';
+import { CLI_ERROR_CODES } from '../error-codes.ts';
 
 function openStore(argv: { artifacts: string | undefined }): ArtifactStore {
   return new ArtifactStore(storeRoot(argv));
@@ -46,9 +47,9 @@ export function registerArtifactCommands(cli: Argv<GlobalOptions>): void {
         async (argv) => {
           const store = openStore(argv);
           const matches = await store.resolvePrefix(argv.key);
-          if (matches.length === 0) throw new UsageError('ARTIFACT_NOT_FOUND', `No artifact key starts with "${argv.key}". List them with \`graft artifacts ls\`.`);
+          if (matches.length === 0) throw new UsageError(CLI_ERROR_CODES.artifactNotFound, `No artifact key starts with "${argv.key}". List them with \`graft artifacts ls\`.`);
           if (matches.length > 1) {
-            throw new UsageError('ARTIFACT_AMBIGUOUS', `"${argv.key}" matches ${matches.length} artifacts (${matches.map((m) => `${m.stage}/${m.key.slice(0, 12)}`).join(', ')}); give more characters.`);
+            throw new UsageError(CLI_ERROR_CODES.artifactAmbiguous, `"${argv.key}" matches ${matches.length} artifacts (${matches.map((m) => `${m.stage}/${m.key.slice(0, 12)}`).join(', ')}); give more characters.`);
           }
           const artifact = await store.open(matches[0]!.stage, matches[0]!.key);
           process.stdout.write(JSON.stringify({ path: artifact!.path, ...artifact!.manifest }, null, 2) + '\n');
@@ -60,14 +61,14 @@ export function registerArtifactCommands(cli: Argv<GlobalOptions>): void {
         (a) => a.positional('key', { type: 'string', describe: 'Key prefix; default: every artifact' }),
         async (argv) => {
           const reports = await openStore(argv).verify(argv.key);
-          if (argv.key && reports.length === 0) throw new UsageError('ARTIFACT_NOT_FOUND', `No artifact key starts with "${argv.key}".`);
+          if (argv.key && reports.length === 0) throw new UsageError(CLI_ERROR_CODES.artifactNotFound, `No artifact key starts with "${argv.key}".`);
           const bad = reports.filter((r) => !r.ok);
           for (const r of reports) {
             process.stdout.write(`${r.ok ? 'ok     ' : 'CORRUPT'} ${r.stage}/${r.key.slice(0, 12)}${r.ok ? '' : `\n${r.problems.map((p) => `          ${p}`).join('\n')}`}\n`);
           }
           process.stdout.write(`${reports.length} artifacts checked, ${bad.length} corrupt\n`);
           if (bad.length > 0) {
-            throw new GraftError('ARTIFACT_CORRUPT', `${bad.length} corrupt artifact(s). The next \`graft run\` rebuilds them (or remove them with \`graft artifacts gc\` after deleting the runs that use them).`);
+            throw new GraftError(CLI_ERROR_CODES.artifactCorrupt, `${bad.length} corrupt artifact(s). The next \`graft run\` rebuilds them (or remove them with \`graft artifacts gc\` after deleting the runs that use them).`);
           }
         },
       )

@@ -1,12 +1,13 @@
 import { UsageError } from '@graft/core';
 import type { Argv } from 'yargs';
 import { lastValue, type GlobalOptions } from '../options.ts';
+import { CLI_ERROR_CODES } from '../error-codes.ts';
 
 function positiveIntList(text: string, flag: string): number[] {
   const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
   const bad = parts.filter((p) => !/^\d+$/.test(p) || Number(p) < 1);
   if (parts.length === 0 || bad.length > 0) {
-    throw new UsageError('BAD_ARGUMENTS', `--${flag} takes comma-separated positive integers, e.g. 50,100,200; got '${text}'.`);
+    throw new UsageError(CLI_ERROR_CODES.badArguments, `--${flag} takes comma-separated positive integers, e.g. 50,100,200; got '${text}'.`);
   }
   return parts.map(Number);
 }
@@ -43,7 +44,7 @@ export function registerBenchCommand(cli: Argv<GlobalOptions>): void {
       if (argv['against-torch']) {
         const { formatPaired, parseBackendList, runAgainstTorch } = await import('@graft/bench');
         const backends = parseBackendList(argv.backend);
-        if (backends.length !== 1) throw new UsageError('BAD_ARGUMENTS', `--against-torch measures one backend; got --backend ${backends.join(',')}. Name one.`);
+        if (backends.length !== 1) throw new UsageError(CLI_ERROR_CODES.badArguments, `--against-torch measures one backend; got --backend ${backends.join(',')}. Name one.`);
         const result = await runAgainstTorch({
           backend: backends[0],
           rounds: argv.rounds,

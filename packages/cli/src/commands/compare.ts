@@ -3,6 +3,7 @@ import { compareRuns, formatComparison, formatRunList, plotCurves } from '@graft
 import { listRuns, resolveRunRefs } from '@graft/runs';
 import type { Argv } from 'yargs';
 import { storeRoot, type GlobalOptions } from '../options.ts';
+import { CLI_ERROR_CODES } from '../error-codes.ts';
 
 /** `graft runs ls` and `graft compare <run> <run>...` (anchors: dvc exp show, dvc metrics diff, dvc plots diff). */
 export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
@@ -34,7 +35,7 @@ export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
         .example('$0 compare latest latest~1 --plot curves.png', 'What changed between the last two runs'),
     async (argv) => {
       const refs = argv.runs as string[];
-      if (refs.length < 1) throw new UsageError('BAD_ARGUMENTS', 'Name at least one run (e.g. graft compare latest latest~1).');
+      if (refs.length < 1) throw new UsageError(CLI_ERROR_CODES.badArguments, 'Name at least one run (e.g. graft compare latest latest~1).');
       const runs = await resolveRunRefs(storeRoot(argv), refs);
       process.stdout.write(formatComparison(compareRuns(runs), argv.format, { all: argv.all }) + '\n');
       if (argv.plot) {

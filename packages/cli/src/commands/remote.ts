@@ -5,6 +5,7 @@ import type { SharedArtifacts } from '@graft/pipeline';
 import type { ArtifactRemote, TransferReport } from '@graft/remote';
 import type { Argv } from 'yargs';
 import { lastValue, storeRoot, type GlobalOptions } from '../options.ts';
+import { CLI_ERROR_CODES } from '../error-codes.ts';
 
 export interface RemoteArgs {
   remote: string | undefined;
@@ -67,9 +68,9 @@ export function registerRemoteSubcommands<T extends GlobalOptions>(y: Argv<T>): 
 }
 
 async function transfer(direction: Direction, argv: GlobalOptions & RemoteArgs & { selectors?: string[]; json: boolean; overwrite: boolean }): Promise<void> {
-  if (direction === 'pull' && argv.overwrite) throw new UsageError('BAD_ARGUMENTS', '--overwrite applies to push only; pull always verifies and keeps a good local copy.');
+  if (direction === 'pull' && argv.overwrite) throw new UsageError(CLI_ERROR_CODES.badArguments, '--overwrite applies to push only; pull always verifies and keeps a good local copy.');
   const remote = await openRemoteFrom(argv);
-  if (!remote) throw new UsageError('REMOTE_MISSING', `Name the remote: graft artifacts ${direction} --remote s3://BUCKET/PREFIX (or set GRAFT_REMOTE).`);
+  if (!remote) throw new UsageError(CLI_ERROR_CODES.remoteMissing, `Name the remote: graft artifacts ${direction} --remote s3://BUCKET/PREFIX (or set GRAFT_REMOTE).`);
   const store = new ArtifactStore(storeRoot(argv));
   const selectors = (argv.selectors ?? []).filter((s) => s.trim() !== '');
   const print = (report: TransferReport): void => {
@@ -86,7 +87,7 @@ async function transfer(direction: Direction, argv: GlobalOptions & RemoteArgs &
   }
   if (selectors.length > 0 && reports.length === 0) {
     const where = direction === 'push' ? `in the store at ${store.root}` : `on ${remote.url}`;
-    throw new UsageError('ARTIFACT_NOT_FOUND', `No artifact ${where} matches ${selectors.map((s) => `"${s}"`).join(', ')}. List them with \`graft artifacts ls\`${direction === 'pull' ? ' on the machine that pushed them' : ''}.`);
+    throw new UsageError(CLI_ERROR_CODES.artifactNotFound, `No artifact ${where} matches ${selectors.map((s) => `"${s}"`).join(', ')}. List them with \`graft artifacts ls\`${direction === 'pull' ? ' on the machine that pushed them' : ''}.`);
   }
   const failed = reports.filter((r) => r.outcome === 'failed');
   const moved = reports.filter((r) => r.outcome === 'uploaded' || r.outcome === 'downloaded');
@@ -101,6 +102,6 @@ async function transfer(direction: Direction, argv: GlobalOptions & RemoteArgs &
   }
   if (failed.length > 0) {
     const hint = direction === 'push' ? 'Corrupt local artifacts are never uploaded: `graft run` rebuilds them.' : 'Nothing unverified was published; push a good copy again with `graft artifacts push --overwrite` from a machine that has one.';
-    throw new GraftError('REMOTE_TRANSFER_FAILED', `${failed.length} artifact(s) could not be ${direction === 'push' ? 'pushed' : 'pulled'} (listed above). ${hint}`);
+    throw new GraftError(CLI_ERROR_CODES.remoteTransferFailed, `${failed.length} artifact(s) could not be ${direction === 'push' ? 'pushed' : 'pulled'} (listed above). ${hint}`);
   }
 }

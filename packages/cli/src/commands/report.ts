@@ -3,6 +3,7 @@ import { UsageError } from '@graft/core';
 import { resolveRunRefs } from '@graft/runs';
 import type { Argv } from 'yargs';
 import { lastValue, type GlobalOptions } from '../options.ts';
+import { CLI_ERROR_CODES } from '../error-codes.ts';
 
 /** `graft report <run>... [--out report.html]` (anchors: dvc plots diff's HTML, MLflow's compare page). */
 export function registerReportCommands(cli: Argv<GlobalOptions>): void {
@@ -16,7 +17,7 @@ export function registerReportCommands(cli: Argv<GlobalOptions>): void {
         .example('$0 report latest latest~1 --out report.html', 'The last two experiments side by side'),
     async (argv) => {
       const refs = argv.runs as string[];
-      if (refs.length < 1) throw new UsageError('BAD_ARGUMENTS', 'Name at least one run (e.g. graft report latest).');
+      if (refs.length < 1) throw new UsageError(CLI_ERROR_CODES.badArguments, 'Name at least one run (e.g. graft report latest).');
       const storeRoot = resolveStoreRoot(argv.artifacts);
       const runs = await resolveRunRefs(storeRoot, refs);
       // Loaded here: only this command reads the browser bundles.

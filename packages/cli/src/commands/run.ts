@@ -1,7 +1,7 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { relative } from 'node:path';
 import { ArtifactStore } from '@graft/artifacts';
-import { BACKEND_REQUESTS, GraftError, UsageError, describeSystemError, type SelectedBackend } from '@graft/core';
+import { BACKEND_REQUESTS, UsageError, describeSystemError, type SelectedBackend } from '@graft/core';
 import type { Logger } from 'pino';
 import { entriesFor, readConfigFile, resolveConfig, runPipeline, summariseMetrics } from '@graft/pipeline';
 import { newRunId, runLogPath, type RunRecord } from '@graft/runs';
@@ -10,6 +10,7 @@ import type { Argv } from 'yargs';
 import { createLogger, createProgressFactory } from '../logging.ts';
 import { addRemoteOptions, openRemoteFrom, sharedArtifacts } from './remote.ts';
 import { DEFAULT_CONFIG, lastValue, resolveConfigPath, storeRoot, type GlobalOptions } from '../options.ts';
+import { CLI_ERROR_CODES } from '../error-codes.ts';
 
 /** `graft run <target>`: build (or reuse) the target entry and everything it needs. */
 export function registerRunCommand(cli: Argv<GlobalOptions>): void {
@@ -35,7 +36,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
     async (argv) => {
       const configPath = resolveConfigPath(argv.config);
       const seeds = argv.seeds === undefined ? [argv.seed] : parseSeeds(argv.seeds);
-      if (argv.seeds !== undefined && argv.seed !== undefined) throw new UsageError('BAD_ARGUMENTS', 'Use either --seed or --seeds, not both.');
+      if (argv.seeds !== undefined && argv.seed !== undefined) throw new UsageError(CLI_ERROR_CODES.badArguments, 'Use either --seed or --seeds, not both.');
       const raw = await readConfigFile(configPath);
       // Validate every seed's config before running anything.
       const configs = seeds.map((seed) =>
@@ -99,7 +100,7 @@ function assertWritable(root: string): void {
   } catch (error) {
     const reason = describeSystemError(error, root);
     const hint = reason.includes('--artifacts') ? '' : ' Pass a writable directory with --artifacts DIR (or GRAFT_ARTIFACTS).';
-    throw new GraftError('STORE_NOT_WRITABLE', `Cannot use the artifact store: ${reason}.${hint}`, { cause: error });
+    throw new UsageError(CLI_ERROR_CODES.storeNotWritable, `Cannot use the artifact store: ${reason}.${hint}`, { cause: error });
   }
 }
 
@@ -107,7 +108,7 @@ function parseSeeds(text: string): number[] {
   const seeds = text.split(',').map((part) => part.trim());
   const bad = seeds.filter((s) => !/^\d+$/.test(s));
   if (seeds.length === 0 || bad.length > 0) {
-    throw new UsageError('BAD_ARGUMENTS', `--seeds takes comma-separated non-negative integers, e.g. --seeds 1,2,3 (bad: ${bad.map((b) => `"${b}"`).join(', ') || 'empty'})`);
+    throw new UsageError(CLI_ERROR_CODES.badArguments, `--seeds takes comma-separated non-negative integers, e.g. --seeds 1,2,3 (bad: ${bad.map((b) => `"${b}"`).join(', ') || 'empty'})`);
   }
   return seeds.map(Number);
 }

@@ -6,6 +6,7 @@ import { SPLIT_NAMES } from '../splits.ts';
 import type { SplitName } from '../splits.ts';
 import { readImageTable, writeImageTable } from '../table.ts';
 import type { ImageTable } from '../table.ts';
+import { DATA_ERROR_CODES } from '../error-codes.ts';
 
 /**
  * The `split` artifact kind (what the split stage produces, what the training stages and
@@ -68,12 +69,12 @@ export async function readSplitInfo(artifactPath: string): Promise<SplitInfo> {
     return await readJsonFile(path, splitInfoSchema);
   } catch (error) {
     if (!(error instanceof JsonFileError)) {
-      throw new GraftError('SPLIT_INFO_UNREADABLE', `Cannot read the split description: ${(error as Error).message} Is ${artifactPath} a split artifact?`, { cause: error });
+      throw new GraftError(DATA_ERROR_CODES.splitInfoUnreadable, `Cannot read the split description: ${(error as Error).message} Is ${artifactPath} a split artifact?`, { cause: error });
     }
     if (error.missing) {
-      throw new GraftError('SPLIT_INFO_UNREADABLE', `Cannot read the split description: ${path} does not exist. Is ${artifactPath} a split artifact?`, { cause: error });
+      throw new GraftError(DATA_ERROR_CODES.splitInfoUnreadable, `Cannot read the split description: ${path} does not exist. Is ${artifactPath} a split artifact?`, { cause: error });
     }
-    throw new GraftError('SPLIT_INFO_INVALID', `${path} does not describe a split (${error.problems.join('; ')}); rebuild the split artifact.`, { cause: error });
+    throw new GraftError(DATA_ERROR_CODES.splitInfoInvalid, `${path} does not describe a split (${error.problems.join('; ')}); rebuild the split artifact.`, { cause: error });
   }
 }
 
