@@ -3,7 +3,7 @@ import yargs, { type Argv } from 'yargs';
 import { registerArtifactCommands } from './commands/artifacts.ts';
 import { registerBenchCommand } from './commands/bench.ts';
 import { registerCompareCommands } from './commands/compare.ts';
-import { registerReportCommands } from './commands/report.ts';
+import { registerReportCommands, registerUiCommand } from './commands/report.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerSchemaCommand } from './commands/schema.ts';
 import { lastValue, type GlobalOptions } from './options.ts';
@@ -40,6 +40,7 @@ export async function main(args: string[]): Promise<number> {
   registerArtifactCommands(cli);
   registerCompareCommands(cli);
   registerReportCommands(cli);
+  registerUiCommand(cli);
   registerSchemaCommand(cli);
   registerBenchCommand(cli);
   try {

@@ -10,3 +10,5 @@ export type { ArtifactLookup, ReportModel } from './report-model.ts';
 export { renderReportHtml, reportBody, writeReport } from './report-html.ts';
 export { REPORT_ERROR_CODES } from './error-codes.ts';
 export type { ReportErrorCode } from './error-codes.ts';
+export { contentType, pathSegments, startUiServer } from './ui-server.ts';
+export type { UiServer, UiServerOptions } from './ui-server.ts';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { REPORT_ERROR_CODES } from './error-codes.ts';
 import { GraftError, UsageError, atomicWriteFile, describeSystemError } from '@graft/core';
 import { shortDate, type RunRecord } from '@graft/runs';
 import { escapeHtml, lineageSvg } from './lineage.ts';
@@ -47,7 +48,7 @@ function packageDir(name: string): string {
       // no package.json at this level
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new GraftError('ASSET_MISSING', `Cannot find the ${name} package; run npm ci.`);
+    if (parent === dir) throw new GraftError(REPORT_ERROR_CODES.assetMissing, `Cannot find the ${name} package; run npm ci.`);
     dir = parent;
   }
 }
@@ -264,13 +265,13 @@ ${html}
  * leaves half a report. Returns the file's size in bytes.
  */
 export async function writeReport(runs: readonly RunRecord[], storeRoot: string, outPath: string, lookup: ArtifactLookup = storeLookup(storeRoot)): Promise<number> {
-  if (!/\.html?$/i.test(outPath)) throw new UsageError('REPORT_FORMAT', `Cannot write the report to ${outPath}: the file name must end in .html.`);
+  if (!/\.html?$/i.test(outPath)) throw new UsageError(REPORT_ERROR_CODES.reportFormat, `Cannot write the report to ${outPath}: the file name must end in .html.`);
   const html = await renderReportHtml(await buildReportModel(runs, lookup));
   const bytes = Buffer.from(html, 'utf8');
   try {
     await atomicWriteFile(outPath, bytes);
   } catch (error) {
-    throw new GraftError('REPORT_WRITE_FAILED', `Cannot write the report: ${describeSystemError(error, outPath)}.`, { cause: error });
+    throw new GraftError(REPORT_ERROR_CODES.reportWriteFailed, `Cannot write the report: ${describeSystemError(error, outPath)}.`, { cause: error });
   }
   return bytes.length;
 }
