@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { networkVariables, readModelArtifact, readWeights } from '@graft/model';
 import { phaseOneStage } from '@graft/phase-one';
-import { mnistSliceSplit, stageContext } from '@graft/testing';
+import { inputArtifact, mnistSliceSplit, stageContext } from '@graft/testing';
 import { ALL_LAYERS, HEAD_ONLY, PHASE_ONE_DEFAULTS, PHASE_TWO_DEFAULTS } from '@graft/train';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BENCH_PHASES, readSubset, trainSteps } from './bench.ts';
@@ -28,7 +28,7 @@ describe("bench measures the stages' step", () => {
     const steps = 3;
     const ctx = await stageContext(root, phaseOneStage, { epochs: 1, maxBatchesPerEpoch: steps }, { data: split });
     await phaseOneStage.run(ctx);
-    const stageModel = await readModelArtifact(ctx.outDir);
+    const stageModel = await readModelArtifact(inputArtifact(ctx.outDir, 'phase-one'));
     const stageWeights = readWeights(networkVariables(stageModel));
     stageModel.dispose();
 

@@ -4,10 +4,11 @@
  * input the user can fix) at bounded cost, and nothing outside the store is read or lost.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { canonicalJson } from '@graft/core';
 import { writeIdxSlice } from '@graft/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MNIST_DIR, filesUnder, graft, ls, plainLines, startGraft, type GraftResult } from './test-support.ts';
@@ -235,5 +236,75 @@ describe('smaller cases (16)', { timeout: 300_000 }, () => {
     // Reading /dev/zero until a string overflows took seconds and 512 MB; refusing it takes the process start-up.
     expect(performance.now() - started).toBeLessThan(30_000);
     expect(await ls(store)).toEqual([]);
+  });
+});
+
+describe('weights are read only from files the artifact manifest lists (cases 4, 6)', { timeout: 600_000 }, () => {
+  let base: string;
+  let victim: string;
+  let victimSha: string;
+
+  beforeAll(async () => {
+    base = join(work, 'model-base');
+    const built = await graft(['run', 'phase-one', '--config', 'tiny.json', '--artifacts', base], work);
+    expect(built.code, built.stderr.slice(-2000)).toBe(0);
+    // A folder of someone else's weights outside the store.
+    victim = join(work, 'victim');
+    await mkdir(victim);
+    const [key] = await readdir(join(base, 'phase-one'));
+    await copyFile(join(base, 'phase-one', key!, 'model', 'weights.bin'), join(victim, 'weights.bin'));
+    victimSha = sha256(await readFile(join(victim, 'weights.bin')));
+  }, 600_000);
+
+  const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+  /**
+   * A copy of the base store whose phase-one model.json names other weights paths, with
+   * the manifest updated to match (file hash and digest), as someone with write access
+   * to the store could do: every check the store makes on its own still passes.
+   */
+  async function storeWithEditedModel(name: string, paths: string[], prepare: (modelDir: string) => Promise<void> = async () => {}): Promise<string> {
+    const store = join(work, name);
+    await cp(base, store, { recursive: true, verbatimSymlinks: true });
+    const [key] = await readdir(join(store, 'phase-one'));
+    const artifact = join(store, 'phase-one', key!);
+    const modelJson = JSON.parse(await readFile(join(artifact, 'model', 'model.json'), 'utf8'));
+    modelJson.weightsManifest[0].paths = paths;
+    const bytes = Buffer.from(JSON.stringify(modelJson));
+    await writeFile(join(artifact, 'model', 'model.json'), bytes);
+    await prepare(join(artifact, 'model'));
+    const manifest = JSON.parse(await readFile(join(artifact, 'manifest.json'), 'utf8'));
+    const entry = manifest.files.find((f: { path: string }) => f.path === 'model/model.json');
+    Object.assign(entry, { bytes: bytes.length, sha256: sha256(bytes) });
+    const { digest: _old, ...rest } = manifest;
+    manifest.digest = createHash('sha256').update(canonicalJson(rest), 'utf8').digest('hex');
+    await writeFile(join(artifact, 'manifest.json'), JSON.stringify(manifest, null, 2));
+    return store;
+  }
+
+  /** `graft run transplant` on the edited store: refused, naming the path, nothing published, the victim untouched. */
+  async function expectRefused(store: string, fragment: string): Promise<void> {
+    const result = await graftWithPeakMemory(['run', 'transplant', '--config', 'tiny.json', '--artifacts', store, '--no-rebuild'], work);
+    expect(result.code, result.stderr.slice(-2000)).not.toBe(0);
+    expect(errorLine(result)).toContain(fragment);
+    expect(await ls(join(store, 'transplant'))).toEqual([]);
+    expect(sha256(await readFile(join(victim, 'weights.bin')))).toBe(victimSha);
+    // The refusal comes before any weights are read: far below 150 × 8.7 MB.
+    expect(result.peakBytes).toBeLessThan(700 * 2 ** 20);
+  }
+
+  it('a weights path through a linked directory to outside the store is not read', async () => {
+    const store = await storeWithEditedModel('linked-dir-store', ['outside/weights.bin'], (modelDir) => symlink(victim, join(modelDir, 'outside')));
+    await expectRefused(store, 'outside');
+  });
+
+  it('a weights file the manifest does not list is not read, even inside the artifact', async () => {
+    const store = await storeWithEditedModel('stray-store', ['stray.bin'], (modelDir) => copyFile(join(victim, 'weights.bin'), join(modelDir, 'stray.bin')));
+    await expectRefused(store, 'names the weights file stray.bin, which is not one of the artifact\'s files');
+  });
+
+  it('weights.bin listed 150 times is refused before it is read even once', async () => {
+    const store = await storeWithEditedModel('repeated-store', new Array(150).fill('weights.bin'));
+    await expectRefused(store, 'names the weights file weights.bin more than once');
   });
 });

@@ -22,7 +22,8 @@ export { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inpu
 export type { Batch, DropoutMasks, LabelledImages } from './forward.ts';
 export { EVAL_BATCH_SIZE, accuracyOf, accuracyOn, classificationReport, evaluate, perClassByLabel, predictClasses, testClasses } from './evaluate.ts';
 export type { Evaluation, TestClasses } from './evaluate.ts';
-export { MODEL_DIR, MODEL_JSON, WEIGHTS_BIN, loadModel, modelDirOf, readModelArtifact, saveModel, writeModelArtifact } from './io.ts';
+export { MODEL_DIR, MODEL_JSON, WEIGHTS_BIN, listModelFiles, loadModel, modelDirOf, modelFilesOf, readModelArtifact, saveModel, writeModelArtifact } from './io.ts';
+export type { ModelFiles } from './io.ts';
 export { silentLogger } from './logger.ts';
 export type { ModelLogger } from './logger.ts';
 export { mapLabels } from './labels.ts';

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel, networkVariables, readWeights } from '@graft/model';
+import { listModelFiles, loadModel, networkVariables, readWeights } from '@graft/model';
 import { MODEL_DIR } from '@graft/model';
 import { phaseOneStage } from '@graft/phase-one';
 import { METRICS_FILE } from '@graft/train';
@@ -20,7 +20,7 @@ beforeAll(async () => {
 afterAll(() => rm(root, { recursive: true, force: true }));
 
 async function weightsOf(dir: string) {
-  const model = await loadModel(join(dir, MODEL_DIR));
+  const model = await loadModel(join(dir, MODEL_DIR), await listModelFiles(join(dir, MODEL_DIR)));
   const weights = readWeights(networkVariables(model));
   model.dispose();
   return weights;

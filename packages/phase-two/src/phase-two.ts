@@ -74,7 +74,7 @@ export const phaseTwoStage = defineStage({
 
     const split = await readSplitInfo(dataInput.path);
     const modelDir = m.modelDirOf(modelInput.path);
-    const model = await m.readModelArtifact(modelInput.path);
+    const model = await m.readModelArtifact(modelInput);
     try {
       const spec = m.specFromModel(model);
       if (spec.numClasses !== split.numClassesPhaseTwo) {

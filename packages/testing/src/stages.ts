@@ -4,8 +4,9 @@
  * and stage contexts on temp dirs. Not part of the stage's runtime API.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { pino } from 'pino';
 import { canonicalJson, silentProgress } from '@graft/core';
 import type { ArtifactManifest, BackendRequest, InputArtifact, InputSlots, ProgressReporter, StageContext, StageDefinition } from '@graft/core';
@@ -23,9 +24,21 @@ async function freshDir(root: string, name: string): Promise<string> {
   return dir;
 }
 
-/** An input artifact as the runner would hand it over (manifest details unused by the stages). */
+/**
+ * An input artifact as the runner would hand it over: the manifest lists every regular
+ * file under `path` with its size and sha256 (stages read only listed files); the other
+ * manifest fields are unused by the stages.
+ */
 export function inputArtifact(path: string, stage: string, key = `${stage}-${counter++}`.padEnd(64, '0')): InputArtifact {
-  return { key, path, manifest: { key, stage } as ArtifactManifest };
+  const files = readdirSync(path, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => {
+      const absolute = join(entry.parentPath, entry.name);
+      const bytes = readFileSync(absolute);
+      return { path: relative(path, absolute).split(sep).join('/'), bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    })
+    .sort((a, b) => a.path.localeCompare(b.path));
+  return { key, path, manifest: { key, stage, files } as unknown as ArtifactManifest };
 }
 
 export interface ContextOptions {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@graft/core';
 import type { InputArtifact } from '@graft/core';
-import { BIAS_INIT, MODEL_DIR, initBackend, loadModel, networkVariables, readWeights, saveModel, truncatedNormalValues } from '@graft/model';
+import { BIAS_INIT, MODEL_DIR, initBackend, readModelArtifact, networkVariables, readWeights, saveModel, truncatedNormalValues } from '@graft/model';
 import { phaseOneStage } from '@graft/phase-one';
 import { inputArtifact, stageContext, syntheticSplit } from '@graft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ async function trainPhaseOne(params: Record<string, unknown>): Promise<InputArti
 }
 
 async function weightsOf(artifact: InputArtifact) {
-  const model = await loadModel(join(artifact.path, MODEL_DIR));
+  const model = await readModelArtifact(artifact);
   const weights = readWeights(networkVariables(model));
   model.dispose();
   return weights;

@@ -93,7 +93,7 @@ export const transplantStage = defineStage({
 
     const split = await readSplitInfo(dataInput.path);
     const modelDir = m.modelDirOf(modelInput.path);
-    const source = await m.readModelArtifact(modelInput.path);
+    const source = await m.readModelArtifact(modelInput);
     let grafted: Awaited<ReturnType<typeof m.loadModel>> | undefined;
     try {
       let spec;
