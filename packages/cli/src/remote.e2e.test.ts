@@ -3,15 +3,16 @@
  * processes, a real S3 API server (s3rver) on 127.0.0.1, small artifacts built by
  * `graft run split` from a generated slice of MNIST.
  */
+import { createServer, request } from 'node:http';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { writeIdxSlice } from '@graft/data';
 import { blobObject, parseRemoteUrl } from '@graft/remote';
 import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from '@graft/remote/test-s3-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, graft, lastJson, logRecords, ls, plainLines, type GraftResult } from './test-support.ts';
+import { MNIST_DIR, graft, lastJson, logRecords, ls, plainLines, startGraft, waitFor, type GraftResult } from './test-support.ts';
 
 let server: TestS3Server;
 let admin: S3Client;
@@ -156,6 +157,51 @@ describe('graft artifacts push / pull', () => {
     // The next push completes it.
     const push = await g(['artifacts', 'push', '--remote', remoteUrl('p4'), '--artifacts', source, '--json']);
     expect(lastJson(push.stdout).artifacts.map((a: { stage: string; outcome: string }) => `${a.stage}:${a.outcome}`)).toEqual(['ingest:present', 'split:uploaded']);
+  });
+});
+
+describe('a push killed at its commit point', () => {
+  it('kill -9 after the files, before the manifest: nothing is an artifact, the next push completes it', async () => {
+    // A loopback proxy in front of the server that never answers a manifest PUT: the
+    // moment one arrives, every file of that artifact is uploaded and graft is killed.
+    const port = Number(new URL(server.endpoint).port);
+    let commits = 0;
+    const proxy = createServer((req, res) => {
+      // The SDK appends ?x-id=PutObject: match the path alone.
+      if (req.method === 'PUT' && /\/artifacts\/[^/]+\/[^/]+\/manifest\.json$/.test(new URL(req.url ?? '/', 'http://proxy').pathname)) {
+        commits++;
+        return;
+      }
+      const upstream = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers }, (response) => {
+        res.writeHead(response.statusCode ?? 502, response.headers);
+        response.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    const proxyPort = await new Promise<number>((resolve) => proxy.listen(0, '127.0.0.1', () => resolve((proxy.address() as { port: number }).port)));
+    try {
+      const push = startGraft(['artifacts', 'push', '--remote', remoteUrl('p7'), '--artifacts', source], work, { ...server.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${proxyPort}` });
+      await waitFor(async () => (commits > 0 ? true : undefined), 'the first manifest upload', 120_000);
+      await push.kill9();
+      expect(push.output().stdout).toBe('');
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+    const objects = await admin.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: 'p7/' }));
+    const names = (objects.Contents ?? []).map((o) => o.Key!);
+    expect(names.length).toBeGreaterThan(0);
+    expect(names.every((name) => name.startsWith('p7/files/sha256/'))).toBe(true);
+
+    const target = store('killed');
+    const pull = await g(['artifacts', 'pull', '--remote', remoteUrl('p7'), '--artifacts', target, '--json']);
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(lastJson(pull.stdout).artifacts).toEqual([]);
+    const again = await g(['artifacts', 'push', '--remote', remoteUrl('p7'), '--artifacts', source, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(lastJson(again.stdout).artifacts.map((a: { outcome: string }) => a.outcome)).toEqual(['uploaded', 'uploaded']);
+    expect((await g(['artifacts', 'pull', '--remote', remoteUrl('p7'), '--artifacts', target])).code).toBe(0);
+    expect(await lsJson(target)).toEqual(built);
   });
 });
 
