@@ -2,7 +2,7 @@ import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { buildArtifact, tempDir } from './__fixtures__/helpers.ts';
-import { CorruptArtifactError, MANIFEST_FILE } from './manifest.ts';
+import { CorruptArtifactError, MANIFEST_FILE, manifestDigest } from './manifest.ts';
 import { ArtifactStore } from './store.ts';
 
 let source: ArtifactStore;
@@ -75,5 +75,15 @@ describe('ArtifactStore.publishCopy', () => {
 
     expect(await target.has('ingest', original.key)).toBe(false);
     expect(await readdir(join(target.root, '.tmp'))).toEqual([]);
+  });
+
+  it('refuses a manifest whose key its content does not explain, even with a valid digest', async () => {
+    const original = await buildArtifact(source, 'ingest', { n: 5 }, files);
+    const { pending, manifestBytes } = await stageCopy('ingest', original.key);
+    // Another artifact's params under this key, the digest recomputed: only the key check can tell.
+    const { digest: _old, ...rest } = { ...JSON.parse(Buffer.from(manifestBytes).toString('utf8')), params: { n: 6 } };
+    const forged = new TextEncoder().encode(JSON.stringify({ ...rest, digest: manifestDigest(rest) }));
+    await expect(target.publishCopy(pending, forged, 'remote')).rejects.toMatchObject({ problems: [expect.stringContaining('the key re-derived from its stage')] });
+    expect(await target.has('ingest', original.key)).toBe(false);
   });
 });

@@ -257,10 +257,11 @@ export class ArtifactStore {
    * Publishes a copy of an artifact built elsewhere (pulled from a remote): outDir holds
    * the files and `manifestBytes` becomes manifest.json unchanged (same digest,
    * createdAt, producer). Everything is checked as open() checks it (a valid manifest
-   * naming this stage and key, every listed file's size and sha256) and files the
-   * manifest does not list are refused; then the same flush and atomic rename as
-   * publish(). On any mismatch nothing is published: CorruptArtifactError naming
-   * `origin` (where the copy came from), outDir removed, lock released.
+   * naming this stage and key, every listed file's size and sha256), the key must be the
+   * one its manifest's stage, version, params, inputs and sources hash to (as verify()
+   * checks), and files the manifest does not list are refused; then the same flush and
+   * atomic rename as publish(). On any mismatch nothing is published: CorruptArtifactError
+   * naming `origin` (where the copy came from), outDir removed, lock released.
    */
   async publishCopy(pending: PendingArtifact, manifestBytes: Uint8Array, origin: string): Promise<InputArtifact> {
     return this.finish(pending, async ({ stage, key, outDir }) => {
@@ -274,6 +275,8 @@ export class ArtifactStore {
       const { manifest, problems } = await inspectArtifact(outDir, stage, key);
       const tree = await walkTree(outDir);
       if (manifest) {
+        // A copy is trusted only if its manifest explains its key, as verify() demands.
+        problems.push(...keyProblems(manifest));
         const listed = new Set(manifest.files.map((file) => file.path));
         for (const path of tree.files) if (path !== MANIFEST_FILE && !listed.has(path)) problems.push(`${path}: not listed in ${MANIFEST_FILE}`);
       }
