@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstat, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraftError, describeSystemError, errnoCode, syncHandle } from '@graft/core';
+import { ARTIFACT_ERROR_CODES } from './error-codes.ts';
 
 // The IO toolkit lives in @graft/core; re-exported so the store's modules import from one place.
 export { errnoCode, fsyncDir, pidAlive } from '@graft/core';
@@ -16,15 +17,15 @@ export function storeIoError(error: unknown, path: string, doing: string): Graft
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const graftCode =
     code === 'ENOSPC' || code === 'EDQUOT'
-      ? 'STORE_FULL'
+      ? ARTIFACT_ERROR_CODES.storeFull
       : code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
-        ? 'STORE_NOT_WRITABLE'
-        : 'STORE_IO';
+        ? ARTIFACT_ERROR_CODES.storeNotWritable
+        : ARTIFACT_ERROR_CODES.storeIo;
   // The failing call's own path is more precise than the caller's guess (ENOSPC on a file deep in the artifact).
   const where = (error as NodeJS.ErrnoException | undefined)?.path ?? path;
   // A store the user cannot write to is fixed by pointing --artifacts elsewhere (exit 2), like
   // the CLI's own check before a run; a full disk or an IO fault is not bad input (exit 1).
-  return new GraftError(graftCode, `Could not ${doing}: ${describeSystemError(error, where)}.`, { cause: error, exitCode: graftCode === 'STORE_NOT_WRITABLE' ? 2 : 1 });
+  return new GraftError(graftCode, `Could not ${doing}: ${describeSystemError(error, where)}.`, { cause: error, exitCode: graftCode === ARTIFACT_ERROR_CODES.storeNotWritable ? 2 : 1 });
 }
 
 export interface HashedFile {
@@ -93,7 +94,7 @@ export async function walkTree(root: string): Promise<Tree> {
         files.push(relative);
       } else {
         throw new GraftError(
-          'ARTIFACT_NOT_REGULAR_FILE',
+          ARTIFACT_ERROR_CODES.notRegularFile,
           `${absolute} is ${entry.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; a stage must write plain files into its output directory (copy the target instead of linking it).`,
         );
       }

@@ -10,3 +10,5 @@ export { readManifest, parseManifest, CorruptArtifactError, MANIFEST_FILE, STAGE
 export { ArtifactStore } from './store.ts';
 export type { PendingArtifact, VerifyReport, PublishInfo, GcOptions, GcResult, StoreOptions } from './store.ts';
 export type { LockHolder } from './lock.ts';
+export { ARTIFACT_ERROR_CODES } from './error-codes.ts';
+export type { ArtifactErrorCode } from './error-codes.ts';

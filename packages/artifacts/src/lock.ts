@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { GraftError } from '@graft/core';
 import { errnoCode, pidAlive, sleep, storeIoError } from './fs-util.ts';
+import { ARTIFACT_ERROR_CODES } from './error-codes.ts';
 
 /*
  * Why a hand-rolled lock file instead of proper-lockfile (which is installed):
@@ -201,7 +202,7 @@ export class KeyLock {
       if (waited >= options.timeoutMs) {
         const who = state.holder ? `process ${state.holder.pid} on ${state.holder.hostname} (since ${state.holder.createdAt})` : 'another process';
         throw new GraftError(
-          'ARTIFACT_LOCKED',
+          ARTIFACT_ERROR_CODES.locked,
           `${options.label} is being built by ${who}; gave up after waiting ${Math.round(waited / 1000)} s. ` +
             `Retry when that run finishes, or delete ${file} if you are sure no graft process is using the store.`,
         );

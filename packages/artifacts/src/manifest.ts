@@ -5,6 +5,7 @@ import { RUNS_DIR } from '@graft/runs';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { errnoCode, hashFile, storeIoError } from './fs-util.ts';
+import { ARTIFACT_ERROR_CODES } from './error-codes.ts';
 
 /** sha256 of the canonical JSON of a manifest without its `digest` field. */
 export function manifestDigest(manifest: object): string {
@@ -26,10 +27,10 @@ export const RESERVED_NAMES: ReadonlySet<string> = new Set([RUNS_DIR]);
 
 export function checkNames(stage: string, key: string): void {
   if (typeof stage !== 'string' || !STAGE_NAME.test(stage) || RESERVED_NAMES.has(stage)) {
-    throw new GraftError('ARTIFACT_BAD_NAME', `Invalid stage name ${JSON.stringify(stage)}: use letters, digits, '-' and '_' (not "${RUNS_DIR}").`);
+    throw new GraftError(ARTIFACT_ERROR_CODES.badName, `Invalid stage name ${JSON.stringify(stage)}: use letters, digits, '-' and '_' (not "${RUNS_DIR}").`);
   }
   if (typeof key !== 'string' || !KEY_PATTERN.test(key)) {
-    throw new GraftError('ARTIFACT_BAD_NAME', `Invalid artifact key ${JSON.stringify(key)}: expected a sha256 hex string from computeKey().`);
+    throw new GraftError(ARTIFACT_ERROR_CODES.badName, `Invalid artifact key ${JSON.stringify(key)}: expected a sha256 hex string from computeKey().`);
   }
 }
 
@@ -91,7 +92,7 @@ export class CorruptArtifactError extends GraftError {
   constructor(details: { stage: string; key: string; path: string; problems: string[] }, options: { cause?: unknown } = {}) {
     const shown = details.problems.length > 0 ? details.problems : ['unknown problem'];
     super(
-      'ARTIFACT_CORRUPT',
+      ARTIFACT_ERROR_CODES.corrupt,
       `Artifact ${details.stage}/${details.key.slice(0, 12)} at ${details.path} is corrupt: ${shown.join('; ')}. ` +
         'Its files no longer match its manifest; `graft run` discards and rebuilds it.',
       options,

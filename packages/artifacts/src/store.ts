@@ -17,6 +17,7 @@ import {
   inspectArtifact,
   readManifest,
 } from './manifest.ts';
+import { ARTIFACT_ERROR_CODES } from './error-codes.ts';
 
 /** Store-internal directories; none of them can be a stage name (STAGE_NAME forbids the dot). */
 const TMP_DIR = '.tmp';
@@ -291,7 +292,7 @@ export class ArtifactStore {
   private async finish(pending: PendingArtifact, seal: (pending: PendingArtifact) => Promise<ArtifactManifest>): Promise<InputArtifact> {
     const entry = this.pending.get(pending.outDir);
     if (!entry) {
-      throw new GraftError('ARTIFACT_NOT_PENDING', `${pending.outDir} is not an artifact being built by this store (already published or aborted?).`);
+      throw new GraftError(ARTIFACT_ERROR_CODES.notPending, `${pending.outDir} is not an artifact being built by this store (already published or aborted?).`);
     }
     const { stage, key, outDir } = entry.pending;
     const label = this.label(stage, key);
@@ -321,7 +322,7 @@ export class ArtifactStore {
     const tree = await walkTree(outDir);
     if (tree.files.includes(MANIFEST_FILE)) {
       throw new GraftError(
-        'ARTIFACT_RESERVED_NAME',
+        ARTIFACT_ERROR_CODES.reservedName,
         `Stage ${stage} wrote ${MANIFEST_FILE} into its output directory; that name is reserved for the store's manifest. Give the file another name.`,
       );
     }
@@ -349,11 +350,11 @@ export class ArtifactStore {
       manifest = { ...readBack, digest: manifestDigest(readBack) };
       text = `${JSON.stringify(manifest, null, 2)}\n`;
     } catch (error) {
-      throw new GraftError('ARTIFACT_BAD_MANIFEST', `Cannot write the manifest of ${this.label(stage, key)}: params and metrics must be JSON (${(error as Error).message}).`, { cause: error });
+      throw new GraftError(ARTIFACT_ERROR_CODES.badManifest, `Cannot write the manifest of ${this.label(stage, key)}: params and metrics must be JSON (${(error as Error).message}).`, { cause: error });
     }
     const problems = checkManifestShape(manifest);
     if (problems.length > 0) {
-      throw new GraftError('ARTIFACT_BAD_MANIFEST', `Refusing to publish ${this.label(stage, key)} with an invalid manifest: ${problems.join('; ')}.`);
+      throw new GraftError(ARTIFACT_ERROR_CODES.badManifest, `Refusing to publish ${this.label(stage, key)} with an invalid manifest: ${problems.join('; ')}.`);
     }
     const handle = await openFile(join(outDir, MANIFEST_FILE), 'wx');
     try {
@@ -390,7 +391,7 @@ export class ArtifactStore {
       // A corrupt or half-made directory from outside this protocol: replace it with ours.
       await this.discard(stage, key);
     }
-    throw new GraftError('ARTIFACT_PUBLISH_RACE', `Could not move ${this.label(stage, key)} into ${target}: the directory keeps reappearing. Is another tool writing into the store?`);
+    throw new GraftError(ARTIFACT_ERROR_CODES.publishRace, `Could not move ${this.label(stage, key)} into ${target}: the directory keeps reappearing. Is another tool writing into the store?`);
   }
 
   /** Gives up a build: deletes outDir and releases the lock, keeping checkpoints for a resume. Idempotent. */

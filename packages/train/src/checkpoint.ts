@@ -1,7 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { GraftError, describeSystemError } from '@graft/core';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { GraftError, atomicWriteFile, describeSystemError } from '@graft/core';
 import { TRAIN_ERROR_CODES } from './error-codes.ts';
 
 /**
@@ -65,33 +64,11 @@ export async function writeCheckpoint<State>(path: string, checkpoint: Checkpoin
   prefix.writeUInt32LE(headerBytes.byteLength, 8);
   const padding = Buffer.alloc((8 - ((12 + headerBytes.byteLength) % 8)) % 8);
 
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    await mkdir(dirname(path), { recursive: true });
-    const handle = await open(tmp, 'w');
-    try {
-      for (const chunk of [prefix, headerBytes, padding, data]) await handle.write(chunk);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-    await syncDirectory(dirname(path));
+    // Same durability as every other graft write: temp file, fsync, rename, fsync the directory.
+    await atomicWriteFile(path, [prefix, headerBytes, padding, data]);
   } catch (error) {
-    await rm(tmp, { force: true }).catch(() => {});
     throw new GraftError(TRAIN_ERROR_CODES.checkpointWriteFailed, `could not write checkpoint: ${describeSystemError(error, path)}`, { cause: error });
-  }
-}
-
-/** Makes the rename durable; some file systems refuse to fsync a directory, which is harmless. */
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch {
-    // Not supported here (e.g. some network file systems); the rename itself is still atomic.
-  } finally {
-    await handle.close();
   }
 }
 

@@ -1,0 +1,17 @@
+import type { ErrorCodeOf } from '@graft/core';
+
+/** Stable codes of the artifact store. STORE_NOT_WRITABLE is the user's to fix with --artifacts (exit 2); a corrupt artifact is rebuilt by graft run; the rest are store faults or misuse (exit 1). */
+export const ARTIFACT_ERROR_CODES = {
+  corrupt: 'ARTIFACT_CORRUPT',
+  badName: 'ARTIFACT_BAD_NAME',
+  badManifest: 'ARTIFACT_BAD_MANIFEST',
+  reservedName: 'ARTIFACT_RESERVED_NAME',
+  notPending: 'ARTIFACT_NOT_PENDING',
+  notRegularFile: 'ARTIFACT_NOT_REGULAR_FILE',
+  publishRace: 'ARTIFACT_PUBLISH_RACE',
+  locked: 'ARTIFACT_LOCKED',
+  storeFull: 'STORE_FULL',
+  storeNotWritable: 'STORE_NOT_WRITABLE',
+  storeIo: 'STORE_IO',
+} as const;
+export type ArtifactErrorCode = ErrorCodeOf<typeof ARTIFACT_ERROR_CODES>;
