@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { canonicalJson } from '@graft/core';
 import { writeIdxSlice } from '@graft/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, filesUnder, graft, ls, plainLines, startGraft, type GraftResult } from './test-support.ts';
+import { MNIST_DIR, filesUnder, graft, logRecords, ls, plainLines, startGraft, type GraftResult } from './test-support.ts';
 
 let work: string;
 
@@ -306,5 +306,33 @@ describe('weights are read only from files the artifact manifest lists (cases 4,
   it('weights.bin listed 150 times is refused before it is read even once', async () => {
     const store = await storeWithEditedModel('repeated-store', new Array(150).fill('weights.bin'));
     await expectRefused(store, 'names the weights file weights.bin more than once');
+  });
+});
+
+describe('labels outside the declared classes (case 15)', { timeout: 300_000 }, () => {
+  it('a label byte of 200 is an error naming the file and the fix; declared, it is ingested and the log names every class', async () => {
+    const source = join(work, 'label200');
+    await writeIdxSlice(MNIST_DIR, source, 600, 200);
+    const labelsFile = join(source, 'train-labels-idx1-ubyte');
+    const labels = await readFile(labelsFile);
+    labels[8 + 17] = 200; // row 17, after the 8-byte header
+    await writeFile(labelsFile, labels);
+    const config = await ingestConfig('label200', source, { validationSize: 100 });
+    const store = join(work, 'label200-store');
+
+    const refused = await graft(['run', 'ingest', '--config', config, '--artifacts', store], work);
+    expect(refused.code, refused.stderr.slice(-2000)).toBe(2);
+    const line = errorLine(refused);
+    expect(line).toContain(`${labelsFile} holds 1 label(s) outside 0-9 (the first, 200, at row 17; the largest 200)`);
+    expect(line).toContain('--set ingest.numClasses=201');
+    expect(await ls(join(store, 'ingest'))).toEqual([]);
+
+    const declared = await graft(['run', 'ingest', '--config', config, '--artifacts', store, '--set', 'ingest.numClasses=201'], work);
+    expect(declared.code, declared.stderr.slice(-2000)).toBe(0);
+    const record = logRecords(declared.stderr).find((r) => typeof r.msg === 'string' && r.msg.startsWith('ingested IDX files'))!;
+    expect(record.classes['200']).toBe(1);
+    expect(Object.keys(record.classes)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '200']);
+    expect(Object.values(record.classes as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(800);
+    expect(record.msg).toContain('ingested IDX files: 11 of 201 classes (0: ');
   });
 });

