@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { pino } from 'pino';
-import { GraftError, Rng, isGraftError, silentProgress } from '@graft/core';
+import { GraftError, Rng, entryPointArgs, isGraftError, silentProgress } from '@graft/core';
 import type { ProgressReporter } from '@graft/core';
 import { readSplitData, readSplitInfo } from '@graft/data';
 import type { ImageTable, Subset } from '@graft/data';
@@ -394,14 +392,10 @@ function timeEvaluation(model: Model, spec: NetworkSpec, data: LabelledImages, o
 // ---------------------------------------------------------------------------------
 // Isolation: one child process per backend.
 
-const CHILD_SCRIPT = fileURLToPath(new URL('./child.ts', import.meta.url));
-
 async function benchInChild(request: string, o: ResolvedBenchOptions): Promise<BenchResult> {
-  // The child runs TypeScript sources through tsx's loader, as the graft binary does.
-  const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   const { onProgress, ...plain } = o;
   const payload = JSON.stringify({ ...plain, backends: [request], isolate: false });
-  const child = spawn(process.execPath, ['--import', tsxLoader, CHILD_SCRIPT, payload], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...entryPointArgs(import.meta.url, 'child'), payload], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderrTail = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

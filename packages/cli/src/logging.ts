@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
-import cliProgress from 'cli-progress';
 import type { ProgressReporter } from '@graft/core';
+import type { SingleBar } from 'cli-progress';
 import pino, { type Logger, type StreamEntry } from 'pino';
-import pretty from 'pino-pretty';
+
+// pino-pretty and cli-progress serve a terminal only; on pipes, in CI and under Nx's
+// non-interactive output they are never loaded.
 
 /** stderr that first clears the current line, so a log record never lands on the tail of a progress bar. */
 const lineClearingStderr = new Writable({
@@ -18,12 +20,13 @@ const lineClearingStderr = new Writable({
  * Logs go to stderr (human-readable on a TTY, NDJSON otherwise) so stdout stays free for
  * results (`--json`); a run additionally writes every record as NDJSON to its log.ndjson.
  */
-export function createLogger(options: { logFile?: string; level?: string } = {}): Logger {
+export async function createLogger(options: { logFile?: string; level?: string } = {}): Promise<Logger> {
   const level = options.level ?? 'info';
+  const pretty = process.stderr.isTTY ? (await import('pino-pretty')).default : undefined;
   const streams: StreamEntry[] = [
     {
       level: level as pino.Level,
-      stream: process.stderr.isTTY
+      stream: pretty
         ? pretty({
             // One line per record; entry/stage/key are already in every message. The log
             // file keeps every field.
@@ -44,12 +47,14 @@ export function createLogger(options: { logFile?: string; level?: string } = {})
 }
 
 /** A bar on a terminal; on pipes and in CI, a log record every tenth of the way instead. */
-export function createProgressFactory(logger: Logger, interactive = process.stderr.isTTY === true): (entry: string) => ProgressReporter {
-  return (entry) => (interactive ? barProgress(entry) : logProgress(entry, logger));
+export async function createProgressFactory(logger: Logger, interactive = process.stderr.isTTY === true): Promise<(entry: string) => ProgressReporter> {
+  if (!interactive) return (entry) => logProgress(entry, logger);
+  const cliProgress = (await import('cli-progress')).default;
+  return (entry) => barProgress(entry, cliProgress);
 }
 
-function barProgress(entry: string): ProgressReporter {
-  let bar: cliProgress.SingleBar | undefined;
+function barProgress(entry: string, cliProgress: typeof import('cli-progress')): ProgressReporter {
+  let bar: SingleBar | undefined;
   let fieldsText = '';
   return {
     start(label, total) {

@@ -9,6 +9,9 @@ import { registerSchemaCommand } from './commands/schema.ts';
 import { lastValue, type GlobalOptions } from './options.ts';
 import { CLI_ERROR_CODES } from './error-codes.ts';
 
+// Command modules import only yargs, @graft/core and types at the top; everything else
+// (store, pipeline, runs, report, tfjs, arrow, zod, pino) loads inside the handler that
+// needs it, so `graft --help` and a cached `graft run` stay fast. build.e2e.test.ts checks.
 function addGlobalOptions<T>(argv: Argv<T>): Argv<T & GlobalOptions> {
   return argv
     .option('artifacts', { type: 'string', coerce: lastValue<string>, describe: 'Artifact store directory (default: $GRAFT_ARTIFACTS or ./artifacts)' })

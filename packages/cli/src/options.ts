@@ -1,6 +1,5 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { resolveStoreRoot } from '@graft/artifacts';
 import { UsageError, describeFileType, errnoCode } from '@graft/core';
 import { CLI_ERROR_CODES } from './error-codes.ts';
 
@@ -27,7 +26,9 @@ export function lastValue<T>(value: T | T[]): T {
  * here, exit 2, naming where the path came from: every command then sees a directory or
  * nothing, never a raw EEXIST/ENOTDIR from deep inside the store.
  */
-export function storeRoot(argv: { artifacts: string | undefined }, env: NodeJS.ProcessEnv = process.env): string {
+export async function storeRoot(argv: { artifacts: string | undefined }, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  // @graft/artifacts (and zod) load when a command needs the store, not for --help.
+  const { resolveStoreRoot } = await import('@graft/artifacts');
   const root = resolveStoreRoot(argv.artifacts, env);
   const from =
     argv.artifacts !== undefined && argv.artifacts.trim() !== ''

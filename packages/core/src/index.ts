@@ -20,6 +20,7 @@ export {
 export type { IoErrorCode, ReadJsonOptions } from './io.ts';
 export { formatJsonPath, formatProblems, formatZodIssues, zodProblems } from './zod-issues.ts';
 export type { Problem } from './zod-issues.ts';
+export { entryPointArgs, entryPointUrl, startWorker } from './entry-points.ts';
 export { ARTIFACT_KINDS, defineStage } from './stage.ts';
 export type {
   ArtifactFile,

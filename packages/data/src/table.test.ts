@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { RecordBatch, Schema, Field, Table, Uint8, makeData, tableToIPC, Struct, Uint32, FixedSizeList } from 'apache-arrow';
 import { GraftError } from '@graft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeImageTable, makeImageTable, readImageTable, selectRows, writeImageTable, type ImageTable } from './table.ts';
+import { decodeImageTable } from './arrow-ipc.ts';
+import { makeImageTable, readImageTable, selectRows, writeImageTable, type ImageTable } from './table.ts';
 
 // nodejs-polars is CommonJS with a native addon; require keeps vitest from transforming it.
 const pl = createRequire(import.meta.url)('nodejs-polars') as typeof import('nodejs-polars');

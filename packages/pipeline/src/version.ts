@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import rootPackage from '../../../package.json' with { type: 'json' };
 
-/** graft's version, from the root package.json, recorded in every manifest and run. */
-export const GRAFT_VERSION: string = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+/** graft's version, from the root package.json, recorded in every manifest and run (inlined by the CLI bundle). */
+export const GRAFT_VERSION: string = rootPackage.version;

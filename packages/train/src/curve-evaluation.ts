@@ -12,9 +12,9 @@
  * GRAFT_EVALUATION=inline.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { GraftError } from '@graft/core';
+import { GraftError, startWorker } from '@graft/core';
 import type { CurvePoint } from '@graft/core';
 import { VARIABLE_ORDER, accuracyOf, accuracyOn, features, headLogits, inputTensor } from '@graft/model';
 import type { LabelledImages, NetworkSpec, NetworkVariables } from '@graft/model';
@@ -273,20 +273,12 @@ class WorkerEvaluator implements CurveEvaluator {
 }
 
 /**
- * The worker's entry module. From source (tsx, vitest) it is `curve-evaluation.worker.ts`,
- * started through a two-line ES module bootstrap that registers tsx's loader in the new
- * thread first (loader hooks registered with tsx's API are not inherited by workers). A
- * bundled build ships the entry compiled as `curve-evaluation.worker.mjs` next to the
- * bundle that contains this code (import.meta.url then names the bundle, not a .ts file).
+ * The worker's entry module, declared in this package's package.json (`graft.entryPoints`):
+ * `curve-evaluation.worker.ts` from source (tsx, vitest), `curve-evaluation.worker.js` beside
+ * the chunks of the bundled CLI. @graft/core's startWorker finds it in either world.
  */
 export const EVALUATION_WORKER_ENTRY = 'curve-evaluation.worker';
 
 function spawnEvaluationWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) {
-    return new Worker(new URL(`./${EVALUATION_WORKER_ENTRY}.mjs`, import.meta.url));
-  }
-  const entry = new URL(`./${EVALUATION_WORKER_ENTRY}.ts`, import.meta.url);
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import { register } from ${JSON.stringify(tsx)};\nregister();\nawait import(${JSON.stringify(entry.href)});\n`;
-  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`));
+  return startWorker(import.meta.url, EVALUATION_WORKER_ENTRY);
 }

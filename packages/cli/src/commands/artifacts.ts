@@ -1,13 +1,14 @@
-import { ArtifactStore } from '@graft/artifacts';
+import type { ArtifactStore } from '@graft/artifacts';
 import { GraftError, UsageError } from '@graft/core';
-import { listRuns } from '@graft/runs';
 import type { Argv } from 'yargs';
 import { storeRoot, type GlobalOptions } from '../options.ts';
 import { registerRemoteSubcommands } from './remote.ts';
 import { CLI_ERROR_CODES } from '../error-codes.ts';
 
-function openStore(argv: { artifacts: string | undefined }): ArtifactStore {
-  return new ArtifactStore(storeRoot(argv));
+// The store (and zod with it) loads only when a subcommand runs, not for --help.
+async function openStore(argv: { artifacts: string | undefined }): Promise<ArtifactStore> {
+  const { ArtifactStore } = await import('@graft/artifacts');
+  return new ArtifactStore(await storeRoot(argv));
 }
 
 function formatBytes(bytes: number): string {
@@ -25,7 +26,7 @@ export function registerArtifactCommands(cli: Argv<GlobalOptions>): void {
         'List published artifacts',
         (a) => a.option('json', { type: 'boolean', default: false }),
         async (argv) => {
-          const manifests = await openStore(argv).list();
+          const manifests = await (await openStore(argv)).list();
           if (argv.json) {
             process.stdout.write(JSON.stringify(manifests.map((m) => ({ stage: m.stage, key: m.key, createdAt: m.createdAt, bytes: m.files.reduce((s, f) => s + f.bytes, 0) }))) + '\n');
             return;
@@ -45,7 +46,7 @@ export function registerArtifactCommands(cli: Argv<GlobalOptions>): void {
         'Show one artifact\'s manifest (by key prefix)',
         (a) => a.positional('key', { type: 'string', demandOption: true }),
         async (argv) => {
-          const store = openStore(argv);
+          const store = await openStore(argv);
           const matches = await store.resolvePrefix(argv.key);
           if (matches.length === 0) throw new UsageError(CLI_ERROR_CODES.artifactNotFound, `No artifact key starts with "${argv.key}". List them with \`graft artifacts ls\`.`);
           if (matches.length > 1) {
@@ -60,7 +61,7 @@ export function registerArtifactCommands(cli: Argv<GlobalOptions>): void {
         'Check every file against its manifest sha256 (non-zero exit on any mismatch)',
         (a) => a.positional('key', { type: 'string', describe: 'Key prefix; default: every artifact' }),
         async (argv) => {
-          const reports = await openStore(argv).verify(argv.key);
+          const reports = await (await openStore(argv)).verify(argv.key);
           if (argv.key && reports.length === 0) throw new UsageError(CLI_ERROR_CODES.artifactNotFound, `No artifact key starts with "${argv.key}".`);
           const bad = reports.filter((r) => !r.ok);
           for (const r of reports) {
@@ -77,7 +78,8 @@ export function registerArtifactCommands(cli: Argv<GlobalOptions>): void {
         'Remove artifacts no run references, and leftover temp dirs',
         (a) => a.option('dry-run', { type: 'boolean', default: false, describe: 'Only list what would be removed' }),
         async (argv) => {
-          const store = openStore(argv);
+          const store = await openStore(argv);
+          const { listRuns } = await import('@graft/runs');
           const runs = await listRuns(store.root);
           const keep = new Set(runs.flatMap((run) => Object.values(run.stages).map((s) => s.key)));
           const { removed, freedBytes } = await store.gc({ keep, dryRun: argv.dryRun });

@@ -1,6 +1,4 @@
 import { UsageError } from '@graft/core';
-import { compareRuns, formatComparison, formatRunList, plotCurves } from '@graft/report';
-import { listRuns, resolveRunRefs } from '@graft/runs';
 import type { Argv } from 'yargs';
 import { storeRoot, type GlobalOptions } from '../options.ts';
 import { CLI_ERROR_CODES } from '../error-codes.ts';
@@ -14,7 +12,8 @@ export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
         'List runs, newest first',
         (a) => a.option('format', { choices: ['table', 'json'] as const, default: 'table' as const }).option('json', { type: 'boolean', default: false }),
         async (argv) => {
-          const runs = await listRuns(storeRoot(argv));
+          const [{ listRuns }, { formatRunList }] = await Promise.all([import('@graft/runs'), import('@graft/report')]);
+          const runs = await listRuns(await storeRoot(argv));
           const format = argv.json ? 'json' : argv.format;
           // The table lists unreadable runs itself; JSON output keeps stdout parseable.
           if (format === 'json') for (const w of runs.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
@@ -36,7 +35,8 @@ export function registerCompareCommands(cli: Argv<GlobalOptions>): void {
     async (argv) => {
       const refs = argv.runs as string[];
       if (refs.length < 1) throw new UsageError(CLI_ERROR_CODES.badArguments, 'Name at least one run (e.g. graft compare latest latest~1).');
-      const runs = await resolveRunRefs(storeRoot(argv), refs);
+      const [{ resolveRunRefs }, { compareRuns, formatComparison, plotCurves }] = await Promise.all([import('@graft/runs'), import('@graft/report')]);
+      const runs = await resolveRunRefs(await storeRoot(argv), refs);
       process.stdout.write(formatComparison(compareRuns(runs), argv.format, { all: argv.all }) + '\n');
       if (argv.plot) {
         await plotCurves(runs, argv.plot);

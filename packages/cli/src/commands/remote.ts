@@ -1,4 +1,4 @@
-import { ArtifactStore } from '@graft/artifacts';
+import type { ArtifactStore } from '@graft/artifacts';
 import { GraftError, UsageError } from '@graft/core';
 import type { SharedArtifacts } from '@graft/pipeline';
 // Types only: @graft/remote (and the AWS SDK behind it) is imported when a command uses a remote.
@@ -71,7 +71,8 @@ async function transfer(direction: Direction, argv: GlobalOptions & RemoteArgs &
   if (direction === 'pull' && argv.overwrite) throw new UsageError(CLI_ERROR_CODES.badArguments, '--overwrite applies to push only; pull always verifies and keeps a good local copy.');
   const remote = await openRemoteFrom(argv);
   if (!remote) throw new UsageError(CLI_ERROR_CODES.remoteMissing, `Name the remote: graft artifacts ${direction} --remote s3://BUCKET/PREFIX (or set GRAFT_REMOTE).`);
-  const store = new ArtifactStore(storeRoot(argv));
+  const { ArtifactStore } = await import('@graft/artifacts');
+  const store = new ArtifactStore(await storeRoot(argv));
   const selectors = (argv.selectors ?? []).filter((s) => s.trim() !== '');
   const print = (report: TransferReport): void => {
     if (argv.json) return;

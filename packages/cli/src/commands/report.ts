@@ -1,6 +1,4 @@
-import { resolveStoreRoot } from '@graft/artifacts';
 import { UsageError } from '@graft/core';
-import { resolveRunRefs } from '@graft/runs';
 import type { Argv } from 'yargs';
 import { CLI_ERROR_CODES } from '../error-codes.ts';
 import { lastValue, type GlobalOptions } from '../options.ts';
@@ -18,6 +16,7 @@ export function registerReportCommands(cli: Argv<GlobalOptions>): void {
     async (argv) => {
       const refs = argv.runs as string[];
       if (refs.length < 1) throw new UsageError(CLI_ERROR_CODES.badArguments, 'Name at least one run (e.g. graft report latest).');
+      const [{ resolveStoreRoot }, { resolveRunRefs }] = await Promise.all([import('@graft/artifacts'), import('@graft/runs')]);
       const storeRoot = resolveStoreRoot(argv.artifacts);
       const runs = await resolveRunRefs(storeRoot, refs);
       // Loaded here: only this command reads the browser bundles.
@@ -39,7 +38,7 @@ export function registerUiCommand(cli: Argv<GlobalOptions>): void {
         .option('host', { type: 'string', default: '127.0.0.1', coerce: lastValue<string>, describe: 'Address to bind; the default keeps the store private to this machine' }),
     async (argv) => {
       if (!Number.isInteger(argv.port) || argv.port < 0 || argv.port > 65535) throw new UsageError(CLI_ERROR_CODES.badArguments, `--port ${argv.port} is not a port number (0-65535).`);
-      const { startUiServer } = await import('@graft/report');
+      const [{ resolveStoreRoot }, { startUiServer }] = await Promise.all([import('@graft/artifacts'), import('@graft/report')]);
       const server = await startUiServer({ storeRoot: resolveStoreRoot(argv.artifacts), host: argv.host, port: argv.port });
       process.stdout.write(`graft ui serving ${resolveStoreRoot(argv.artifacts)} at ${server.url} (Ctrl-C stops it)\n`);
       await new Promise<void>((done) => {

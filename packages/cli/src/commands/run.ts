@@ -1,13 +1,9 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { relative } from 'node:path';
-import { ArtifactStore } from '@graft/artifacts';
 import { BACKEND_REQUESTS, UsageError, describeSystemError, type SelectedBackend } from '@graft/core';
 import type { Logger } from 'pino';
-import { entriesFor, readConfigFile, resolveConfig, runPipeline, summariseMetrics } from '@graft/pipeline';
-import { newRunId, runLogPath, type RunRecord } from '@graft/runs';
-import { defaultRegistry } from '../registry.ts';
+import type { RunRecord } from '@graft/runs';
 import type { Argv } from 'yargs';
-import { createLogger, createProgressFactory } from '../logging.ts';
 import { addRemoteOptions, openRemoteFrom, sharedArtifacts } from './remote.ts';
 import { DEFAULT_CONFIG, lastValue, resolveConfigPath, storeRoot, type GlobalOptions } from '../options.ts';
 import { CLI_ERROR_CODES } from '../error-codes.ts';
@@ -34,6 +30,9 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
         .example('$0 run all --config pipelines/mnist-transfer.quick.json', 'A few-minute smoke run')
         .example('$0 run all --remote s3://my-bucket/graft', 'Pull what others built, build the rest, push it'),
     async (argv) => {
+      // Loaded here, not at the top: `graft --help` and the other commands stay fast.
+      const [{ ArtifactStore }, { entriesFor, readConfigFile, resolveConfig, runPipeline, summariseMetrics }, { newRunId, runLogPath }, { defaultRegistry }, { createLogger, createProgressFactory }] =
+        await Promise.all([import('@graft/artifacts'), import('@graft/pipeline'), import('@graft/runs'), import('../registry.ts'), import('../logging.ts')]);
       const configPath = resolveConfigPath(argv.config);
       const seeds = argv.seeds === undefined ? [argv.seed] : parseSeeds(argv.seeds);
       if (argv.seeds !== undefined && argv.seed !== undefined) throw new UsageError(CLI_ERROR_CODES.badArguments, 'Use either --seed or --seeds, not both.');
@@ -50,7 +49,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
       for (const config of configs) entriesFor(config, argv.target);
       // A bad --remote or --endpoint is a usage error before anything is created.
       const remote = await openRemoteFrom(argv);
-      const store = new ArtifactStore(storeRoot(argv), {
+      const store = new ArtifactStore(await storeRoot(argv), {
         // Wait as long as the other builder is alive (its heartbeat stays fresh): phase one
         // alone takes longer than any fixed bound. Dead or stale holders are broken at once.
         lockTimeoutMs: Number.POSITIVE_INFINITY,
@@ -62,7 +61,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
       try {
         for (const config of configs) {
           const runId = newRunId();
-          const logger = createLogger({ logFile: runLogPath(store.root, runId), level: argv.verbose ? 'debug' : 'info' });
+          const logger = await createLogger({ logFile: runLogPath(store.root, runId), level: argv.verbose ? 'debug' : 'info' });
           const record = await runPipeline({
             config,
             configPath: relative(process.cwd(), configPath) || configPath,
@@ -71,7 +70,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
             target: argv.target,
             runId,
             logger,
-            createProgress: createProgressFactory(logger),
+            createProgress: await createProgressFactory(logger),
             force: argv.force,
             resume: argv.resume,
             rebuildCorrupt: argv.rebuild,
@@ -79,7 +78,7 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
             selectBackend,
           });
           records.push(record);
-          if (!argv.json) printSummary(record);
+          if (!argv.json) printSummary(record, summariseMetrics);
         }
       } finally {
         remote?.close();
@@ -122,7 +121,7 @@ function jsonSummary(record: RunRecord) {
   };
 }
 
-function printSummary(record: RunRecord): void {
+function printSummary(record: RunRecord, summariseMetrics: typeof import('@graft/pipeline').summariseMetrics): void {
   const lines = [`run ${record.runId} (${record.target}) ${record.status}`];
   for (const [entry, s] of Object.entries(record.stages)) {
     const metrics = Object.entries(summariseMetrics(s.metrics))
