@@ -19,4 +19,5 @@ export {
   writeRunRecord,
 } from './store.ts';
 export type { RunList, RunListWarning, RunsErrorCode } from './store.ts';
+export { RUN_STATUSES, runRecordSchema, stageRunRecordSchema } from './record.ts';
 export type { CurvePoint, RunRecord, StageRunRecord } from './record.ts';

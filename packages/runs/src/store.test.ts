@@ -144,6 +144,23 @@ describe('listRuns', () => {
   });
 });
 
+describe('the run record schema', () => {
+  it('keeps fields a later graft adds, and names the field a record lacks', async () => {
+    await put({ ...OLD, futureField: { x: 1 } } as RunRecord);
+    const { stages, ...noStages } = MID;
+    const brokenStage = { ...MID, runId: 'no-cached', stages: { ingest: { ...stages.ingest!, cached: undefined } } };
+    await put(noStages as unknown as RunRecord, 'no-stages');
+    await put(JSON.parse(JSON.stringify(brokenStage)) as RunRecord, 'no-cached');
+    const runs = await listRuns(store);
+    expect(runs.map((r) => r.runId)).toEqual([OLD.runId]);
+    expect((runs[0] as Record<string, unknown>)['futureField']).toEqual({ x: 1 });
+    expect(runs.warnings.map((w) => [w.runId, w.message])).toEqual([
+      ['no-cached', expect.stringMatching(/not a run record \(stages\.ingest\.cached: /)],
+      ['no-stages', expect.stringMatching(/not a run record \(stages: /)],
+    ]);
+  });
+});
+
 describe('interrupted runs', () => {
   it('reports a running run whose process is gone as interrupted, and a live one as running', async () => {
     await put(record({ runId: 'dead', createdAt: '2025-03-01T10:00:00Z', status: 'running', pid: 2 ** 22 + 12345 }));

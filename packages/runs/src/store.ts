@@ -2,8 +2,7 @@ import { hostname } from 'node:os';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraftError, JsonFileError, UsageError, atomicWriteFile, describeSystemError, errnoCode, pidAlive, readJsonFile, type ErrorCodeOf } from '@graft/core';
-import { z } from 'zod';
-import type { RunRecord } from './record.ts';
+import { runRecordSchema, type RunRecord } from './record.ts';
 
 /**
  * `<store>/runs/` belongs to this module alone: where a run's record and log live, how a
@@ -88,24 +87,6 @@ export interface RunListWarning {
 /** Runs newest first, plus what was skipped (print `warnings` to stderr). */
 export type RunList = RunRecord[] & { warnings: RunListWarning[] };
 
-// Only what listing and comparing rely on; the rest of run.json passes through untouched,
-// so records from older or newer graft versions still list.
-const stageSchema = z.looseObject({
-  stage: z.string(),
-  key: z.string(),
-  params: z.record(z.string(), z.unknown()).optional(),
-  metrics: z.record(z.string(), z.unknown()).optional(),
-});
-const recordSchema = z.looseObject({
-  runId: z.string().min(1),
-  createdAt: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a date'),
-  status: z.enum(['running', 'succeeded', 'failed', 'interrupted']),
-  target: z.string(),
-  configName: z.string(),
-  backend: z.looseObject({ requested: z.string(), used: z.string().optional() }),
-  stages: z.record(z.string(), stageSchema),
-});
-
 /**
  * Every recorded run, newest first (createdAt, then run id). A run.json that is missing,
  * unreadable, not JSON or not a run record becomes a warning, so one broken directory
@@ -126,7 +107,7 @@ export async function listRuns(storeRoot: string): Promise<RunList> {
     names.map(async (name) => {
       const path = join(dir, name, RUN_RECORD_FILE);
       try {
-        runs.push(markInterrupted((await readJsonFile(path, recordSchema)) as unknown as RunRecord));
+        runs.push(markInterrupted(await readJsonFile(path, runRecordSchema)));
       } catch (error) {
         warnings.push({ runId: name, path, message: `skipped run ${name}: ${skipReason(error, path)}` });
       }
