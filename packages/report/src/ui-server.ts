@@ -266,6 +266,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
     const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>graft ui</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/report.css"><link rel="stylesheet" href="/static/ui.css">
 </head><body>
 <header><h1>graft ui <span class="dim">${escapeHtml(storeRoot)}</span></h1>
