@@ -52,15 +52,6 @@ for (const dir of readdirSync(packagesDir)) {
   packages.set(pkg.name, { dir, layer, deps: graftNames(pkg.dependencies), devDeps: graftNames(pkg.devDependencies) });
 }
 
-/**
- * Test files that still chain real upstream stages to make their inputs (known debt: they
- * should get model artifacts from @graft/testing instead). Nothing else may cross stages.
- */
-const STAGE_TEST_EXCEPTIONS = {
-  '@graft/transplant': ['@graft/phase-one'],
-  '@graft/phase-two': ['@graft/phase-one', '@graft/transplant'],
-};
-
 const escape = (/** @type {string} */ s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 /**
@@ -70,12 +61,11 @@ const escape = (/** @type {string} */ s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\
  */
 function rulesFor(name, self, dev) {
   const allowedLayers = [...(/** @type {Record<string, string[]>} */ (LAYERS)[self.layer] ?? []), ...(dev ? ['dev'] : [])];
-  const excepted = dev ? (/** @type {Record<string, string[]>} */ (STAGE_TEST_EXCEPTIONS)[name] ?? []) : [];
   const declared = dev ? new Set([...self.deps, ...self.devDeps]) : self.deps;
   /** @type {Array<{ name: string, message: string }>} */
   const forbidden = [];
   for (const [other, info] of packages) {
-    if (other === name || excepted.includes(other)) continue;
+    if (other === name) continue;
     if (!allowedLayers.includes(info.layer)) {
       forbidden.push({ name: other, message: `${name} (layer ${self.layer}) may not import ${other} (layer ${info.layer}): ${self.layer} imports only ${allowedLayers.join(', ') || 'no graft package'} (eslint.config.js LAYERS).` });
     } else if (!declared.has(other)) {

@@ -19,7 +19,7 @@ import {
   networkVariables,
 } from '@graft/model';
 import type { NetworkSpec } from '@graft/model';
-import { syntheticImages } from '@graft/testing';
+import { syntheticImages } from '@graft/data';
 import { createAdam, sumOfSquares } from '@graft/train';
 
 const steps = Number(process.argv[2] ?? 20);

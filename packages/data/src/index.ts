@@ -33,3 +33,5 @@ export { SPLIT_INFO_FILE, SUBSETS, readSplitData, readSplitInfo, splitDataPath, 
 export type { SplitInfo, Subset } from './formats/split.ts';
 export { DATA_ERROR_CODES } from './error-codes.ts';
 export type { DataErrorCode } from './error-codes.ts';
+export { syntheticImages } from './synthetic.ts';
+export type { SyntheticImages } from './synthetic.ts';

@@ -2,12 +2,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InputArtifact } from '@graft/core';
-import { listModelFiles, loadModel, networkVariables, readWeights } from '@graft/model';
-import { MODEL_DIR } from '@graft/model';
-import { phaseOneStage } from '@graft/phase-one';
+import { MODEL_DIR, listModelFiles, loadModel, networkVariables, readWeights } from '@graft/model';
 import { METRICS_FILE } from '@graft/train';
-import { inputArtifact, stageContext, syntheticSplit } from '@graft/testing';
-import { transplantStage } from '@graft/transplant';
+import { stageContext, syntheticSplit, trainedModelArtifact, widenedHeadArtifact } from '@graft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { phaseTwoStage } from './phase-two.ts';
 import type { PhaseTwoMetricsFile } from './phase-two.ts';
@@ -36,12 +33,10 @@ async function run(params: Record<string, unknown>, model = transplant) {
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'graft-phase-two-'));
   split = await syntheticSplit(root, { numLabels: 4, holdout: [3] });
-  const p1 = await stageContext(root, phaseOneStage, { epochs: 1, batchSize: 20, learningRate: 1e-3, evalEvery: 50 }, { data: split });
-  await phaseOneStage.run(p1);
-  phaseOne = inputArtifact(p1.outDir, 'phase-one');
-  const tp = await stageContext(root, transplantStage, {}, { model: phaseOne, data: split });
-  await transplantStage.run(tp);
-  transplant = inputArtifact(tp.outDir, 'transplant');
+  // A base trained on the three phase-one classes under a fresh four-unit head: what phase
+  // two gets from the transplant stage, made without running other stages.
+  phaseOne = await trainedModelArtifact(root, split, { epochs: 1, batchSize: 20, learningRate: 1e-3 });
+  transplant = await widenedHeadArtifact(root, phaseOne, 4);
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 

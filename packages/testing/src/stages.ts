@@ -10,11 +10,10 @@ import { join, relative, sep } from 'node:path';
 import { pino } from 'pino';
 import { canonicalJson, silentProgress } from '@graft/core';
 import type { ArtifactManifest, BackendRequest, InputArtifact, InputSlots, ProgressReporter, StageContext, StageDefinition } from '@graft/core';
-import { SPLIT_NAMES, asIdxImages, asIdxLabels, findIdxFile, readIdxFile, writeDatasetSplit } from '@graft/data';
+import { SPLIT_NAMES, asIdxImages, asIdxLabels, findIdxFile, readIdxFile, syntheticImages, writeDatasetSplit } from '@graft/data';
 import type { ImageTable, SplitName } from '@graft/data';
 import { MNIST_DATA_SOURCE, resolveSourceDir } from '@graft/ingest';
 import { splitStage } from '@graft/split';
-import { syntheticImages } from './synthetic.ts';
 import type { z } from 'zod';
 
 let counter = 0;

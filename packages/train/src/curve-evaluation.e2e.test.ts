@@ -7,7 +7,7 @@ import type { CurvePoint } from '@graft/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildNetwork, initBackend, networkVariables, readWeights } from '@graft/model';
 import type { ModelLogger, NetworkSpec } from '@graft/model';
-import { syntheticImages } from '@graft/testing';
+import { syntheticImages } from '@graft/data';
 import { EVALUATION_ENV, openCurveEvaluator } from './curve-evaluation.ts';
 import { shuffledPlan } from './plans.ts';
 import { trainLoop } from './train-loop.ts';

@@ -6,7 +6,7 @@ import { Rng } from '@graft/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildNetwork, initBackend, networkVariables, readWeights } from '@graft/model';
 import type { NetworkSpec } from '@graft/model';
-import { syntheticImages } from '@graft/testing';
+import { syntheticImages } from '@graft/data';
 import { createAdam, sumOfSquares } from './optimizer.ts';
 import type { AdamConfig } from './optimizer.ts';
 import { shuffledPlan } from './plans.ts';

@@ -7,7 +7,7 @@ import type { ProgressReporter } from '@graft/core';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { accuracyOn, assignValues, buildNetwork, initBackend, networkVariables, readWeights, trainingLoss } from '@graft/model';
 import type { NetworkSpec } from '@graft/model';
-import { syntheticImages } from '@graft/testing';
+import { syntheticImages } from '@graft/data';
 import { contiguousPlan, shuffledPlan } from './plans.ts';
 import { CHECKPOINT_FILE, trainLoop } from './train-loop.ts';
 import type { TrainOptions } from './train-loop.ts';

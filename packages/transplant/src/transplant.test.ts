@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@graft/core';
 import type { InputArtifact } from '@graft/core';
-import { BIAS_INIT, MODEL_DIR, initBackend, readModelArtifact, networkVariables, readWeights, saveModel, truncatedNormalValues } from '@graft/model';
-import { phaseOneStage } from '@graft/phase-one';
-import { inputArtifact, stageContext, syntheticSplit } from '@graft/testing';
+import { BIAS_INIT, MODEL_DIR, initBackend, networkVariables, readModelArtifact, readWeights, saveModel, truncatedNormalValues } from '@graft/model';
+import { inputArtifact, stageContext, syntheticSplit, trainedModelArtifact } from '@graft/testing';
+import type { TrainedModelOptions } from '@graft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRANSPLANT_FILE, columnMapping, graftHeadKernel, transplantStage } from './transplant.ts';
 import type { TransplantMetricsFile } from './transplant.ts';
@@ -14,12 +14,11 @@ import type { TransplantMetricsFile } from './transplant.ts';
 let root: string;
 let split: InputArtifact;
 let phaseOne: InputArtifact;
-const trainQuick = { epochs: 1, batchSize: 20, evalEvery: 3, learningRate: 1e-3, maxBatchesPerEpoch: 6 };
+const trainQuick: TrainedModelOptions = { epochs: 1, batchSize: 20, learningRate: 1e-3, maxBatchesPerEpoch: 6 };
 
-async function trainPhaseOne(params: Record<string, unknown>): Promise<InputArtifact> {
-  const ctx = await stageContext(root, phaseOneStage, params, { data: split });
-  await phaseOneStage.run(ctx);
-  return inputArtifact(ctx.outDir, 'phase-one');
+/** A model trained on the split as phase one would train it (the input transplant expects). */
+function trainPhaseOne(options: TrainedModelOptions): Promise<InputArtifact> {
+  return trainedModelArtifact(root, split, options);
 }
 
 async function weightsOf(artifact: InputArtifact) {

@@ -12,7 +12,8 @@ export interface SyntheticImages {
 
 /**
  * A small, easily separable image set for tests: class c lights up horizontal band c
- * (of `numClasses` bands) over faint noise. Shaped like @graft/data's ImageTable.
+ * (of `numClasses` bands) over faint noise. Shaped like an ImageTable. For tests, benchmark
+ * scripts and demos: nothing at run time uses it.
  * `labelOf` maps the class index to the stored label (e.g. original MNIST labels).
  */
 export function syntheticImages(options: {

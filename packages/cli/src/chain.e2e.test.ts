@@ -10,8 +10,8 @@ import { inputArtifact, mnistSliceSplit, stageContext } from '@graft/testing';
 import { TRANSPLANT_FILE, transplantStage } from '@graft/transplant';
 import type { TransplantMetricsFile } from '@graft/transplant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { phaseTwoStage } from './phase-two.ts';
-import type { PhaseTwoMetricsFile } from './phase-two.ts';
+import { phaseTwoStage } from '@graft/phase-two';
+import type { PhaseTwoMetricsFile } from '@graft/phase-two';
 
 let root: string;
 beforeAll(async () => {
