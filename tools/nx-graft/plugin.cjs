@@ -4,8 +4,9 @@
  * Nx task graph is the config's DAG (`nx graph` shows the chain) and nobody keeps a
  * project.json in sync by hand.
  *
- * - `pipelines/mnist-transfer.json` (the default config) gives one target per entry plus
- *   `all`, each running `graft run <entry>`, with `dependsOn` wired from the entry's inputs.
+ * - `pipelines/mnist-transfer.json` (the default config) gives one target per entry, each
+ *   running `graft run <entry>` with `dependsOn` wired from the entry's inputs (for single
+ *   stages and `nx graph`), plus `all`: `graft run all`, the whole DAG in one process.
  * - Every sibling `pipelines/mnist-transfer.<variant>.json` becomes an Nx configuration
  *   `<variant>` of those targets: `nx run pipeline:all:quick`.
  * - Nx caching is off for these targets (DESIGN.md §6): Nx cannot see the git-ignored
@@ -61,7 +62,10 @@ const createNodes = [
         const upstream = [...new Set(Object.values((entry && entry.inputs) || {}))].filter((up) => typeof up === 'string' && up in entries);
         targets[name] = { ...targetFor(name), dependsOn: upstream.map(forwardTo), metadata: { description: `graft run ${name} (stage ${entry && entry.stage})` } };
       }
-      targets.all = { ...targetFor('all'), dependsOn: Object.keys(entries).map(forwardTo), metadata: { description: 'graft run all: every entry of the pipeline' } };
+      // `all` is one graft process for the whole DAG (no dependsOn): graft orders the entries
+      // itself, a fully cached run costs one start-up instead of one per entry, and the
+      // only task Nx shows is the one whose output is the training's progress bar.
+      targets.all = { ...targetFor('all'), metadata: { description: 'graft run all: every entry of the pipeline, in one process' } };
       return /** @type {const} */ ([configFile, { projects: { [projectRoot]: { name: 'pipeline', targets } } }]);
     }),
 ];

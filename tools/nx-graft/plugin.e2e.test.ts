@@ -35,6 +35,28 @@ afterAll(async () => {
 });
 
 describe('nx-graft plugin', () => {
+  it('gives every package typecheck, test and lint targets with Nx caching, and build where there is a build.mjs', async () => {
+    for (const [name, build] of [['@graft/data', false], ['@graft/cli', true]] as const) {
+      const result = await nx(['show', 'project', name, '--json']);
+      expect(result.code, result.stderr).toBe(0);
+      const { targets } = JSON.parse(result.stdout);
+      for (const target of ['typecheck', 'test', 'lint']) expect(targets[target], `${name}:${target}`).toMatchObject({ cache: true });
+      expect(targets.test.inputs).toEqual(expect.arrayContaining(['default', '^production']));
+      expect(targets.build !== undefined).toBe(build);
+    }
+  });
+
+  it('serves a repeated typecheck from the Nx cache', async () => {
+    const env = { NX_SKIP_NX_CACHE: 'false', NX_CACHE_DIRECTORY: join(work, 'nx-cache') };
+    const args = ['run', '@graft/core:typecheck', '--outputStyle=stream'];
+    const first = await nx(args, env);
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/files type-check/);
+    const second = await nx(args, env);
+    expect(second.code, second.stdout + second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/existing outputs match the cache|\[local cache\]/);
+  });
+
   it('infers one target per config entry plus all, with dependsOn from the inputs and Nx caching off', async () => {
     const result = await nx(['show', 'project', 'pipeline', '--json']);
     expect(result.code, result.stderr).toBe(0);
@@ -46,6 +68,9 @@ describe('nx-graft plugin', () => {
     expect(deps('split')).toEqual(['ingest']);
     expect(deps('transplant')).toEqual(['phase-one', 'split']);
     expect(deps('phase-two')).toEqual(['split', 'transplant']);
+    // `all` is one graft process for the whole DAG: no upstream Nx tasks.
+    expect(project.targets.all.dependsOn ?? []).toEqual([]);
+    expect(project.targets.all.options.command).toMatch(/graft\.js run all --config pipelines\/mnist-transfer\.json$/);
     expect(project.targets['phase-two'].cache).toBe(false);
     expect(project.targets.all.configurations.quick.command).toContain('mnist-transfer.quick.json');
   });
