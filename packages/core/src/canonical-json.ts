@@ -1,4 +1,10 @@
-import { GraftError } from './errors.ts';
+import { GraftError, type ErrorCodeOf } from './errors.ts';
+
+export const CANONICAL_JSON_ERROR_CODES = {
+  /** A value that is not plain JSON (undefined, NaN, a Date, a cycle ...) reached a key or digest. */
+  notCanonicalJson: 'NOT_CANONICAL_JSON',
+} as const;
+export type CanonicalJsonErrorCode = ErrorCodeOf<typeof CANONICAL_JSON_ERROR_CODES>;
 
 /**
  * JSON with object keys sorted (by UTF-16 code units, as RFC 8785 does) and no
@@ -64,5 +70,5 @@ function write(value: unknown, path: string, ancestors: Set<object>): string {
 }
 
 function notJson(path: string, what: string): GraftError {
-  return new GraftError('NOT_CANONICAL_JSON', `Cannot hash ${path}: it is ${what}. Artifact keys are computed from plain JSON values only.`);
+  return new GraftError(CANONICAL_JSON_ERROR_CODES.notCanonicalJson, `Cannot hash ${path}: it is ${what}. Artifact keys are computed from plain JSON values only.`);
 }

@@ -2,7 +2,8 @@ export { GraftError, UsageError, USAGE_EXIT_CODE, isGraftError, describeSystemEr
 export type { ErrorCodeOf, ExitCode } from './errors.ts';
 export { BACKEND_REQUESTS, COMPUTE_BACKENDS, isBackendRequest } from './backends.ts';
 export type { BackendRequest, ComputeBackend } from './backends.ts';
-export { canonicalJson } from './canonical-json.ts';
+export { CANONICAL_JSON_ERROR_CODES, canonicalJson } from './canonical-json.ts';
+export type { CanonicalJsonErrorCode } from './canonical-json.ts';
 export {
   FileRefusedError,
   IO_ERROR_CODES,
