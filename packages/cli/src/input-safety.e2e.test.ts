@@ -215,7 +215,7 @@ describe('smaller cases (16)', { timeout: 300_000 }, () => {
     await writeFile(file, 'my notes\n');
     const sha = async () => createHash('sha256').update(await readFile(file)).digest('hex');
     const before = await sha();
-    for (const args of [['run', 'ingest', '--config', 'tiny.json'], ['artifacts', 'ls'], ['artifacts', 'verify'], ['artifacts', 'gc'], ['runs', 'ls'], ['compare', 'latest']]) {
+    for (const args of [['run', 'ingest', '--config', 'tiny.json'], ['artifacts', 'ls'], ['artifacts', 'verify'], ['artifacts', 'gc'], ['runs', 'ls'], ['compare', 'latest'], ['report', 'latest'], ['ui', '--port', '0']]) {
       const result = await graft([...args, '--artifacts', file], work);
       expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
       expect(errorLine(result)).toBe(

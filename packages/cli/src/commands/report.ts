@@ -1,7 +1,7 @@
 import { UsageError } from '@graft/core';
 import type { Argv } from 'yargs';
 import { CLI_ERROR_CODES } from '../error-codes.ts';
-import { lastValue, type GlobalOptions } from '../options.ts';
+import { lastValue, storeRoot as storeRootOf, type GlobalOptions } from '../options.ts';
 
 /** `graft report <run>... [--out report.html]` (anchors: dvc plots diff's HTML, MLflow's compare page). */
 export function registerReportCommands(cli: Argv<GlobalOptions>): void {
@@ -16,8 +16,8 @@ export function registerReportCommands(cli: Argv<GlobalOptions>): void {
     async (argv) => {
       const refs = argv.runs as string[];
       if (refs.length < 1) throw new UsageError(CLI_ERROR_CODES.badArguments, 'Name at least one run (e.g. graft report latest).');
-      const [{ resolveStoreRoot }, { resolveRunRefs }] = await Promise.all([import('@graft/artifacts'), import('@graft/runs')]);
-      const storeRoot = resolveStoreRoot(argv.artifacts);
+      const { resolveRunRefs } = await import('@graft/runs');
+      const storeRoot = await storeRootOf(argv);
       const runs = await resolveRunRefs(storeRoot, refs);
       // Loaded here: only this command reads the browser bundles.
       const { writeReport } = await import('@graft/report');
@@ -38,9 +38,10 @@ export function registerUiCommand(cli: Argv<GlobalOptions>): void {
         .option('host', { type: 'string', default: '127.0.0.1', coerce: lastValue<string>, describe: 'Address to bind; the default keeps the store private to this machine' }),
     async (argv) => {
       if (!Number.isInteger(argv.port) || argv.port < 0 || argv.port > 65535) throw new UsageError(CLI_ERROR_CODES.badArguments, `--port ${argv.port} is not a port number (0-65535).`);
-      const [{ resolveStoreRoot }, { startUiServer }] = await Promise.all([import('@graft/artifacts'), import('@graft/report')]);
-      const server = await startUiServer({ storeRoot: resolveStoreRoot(argv.artifacts), host: argv.host, port: argv.port });
-      process.stdout.write(`graft ui serving ${resolveStoreRoot(argv.artifacts)} at ${server.url} (Ctrl-C stops it)\n`);
+      const { startUiServer } = await import('@graft/report');
+      const storeRoot = await storeRootOf(argv);
+      const server = await startUiServer({ storeRoot, host: argv.host, port: argv.port });
+      process.stdout.write(`graft ui serving ${storeRoot} at ${server.url} (Ctrl-C stops it)\n`);
       await new Promise<void>((done) => {
         const stop = () => void server.close().then(done);
         process.once('SIGINT', stop);
