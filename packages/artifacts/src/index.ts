@@ -6,7 +6,7 @@
 export { computeKey } from './key.ts';
 export type { KeySpec } from './key.ts';
 export { resolveStoreRoot, DEFAULT_STORE_DIR } from './store-root.ts';
-export { readManifest, parseManifest, CorruptArtifactError, MANIFEST_FILE, STAGE_NAME, KEY_PATTERN, isSafeRelativePath } from './manifest.ts';
+export { readManifest, parseManifest, CorruptArtifactError, MANIFEST_FILE, STAGE_NAME, KEY_PATTERN, RESERVED_NAMES, isSafeRelativePath } from './manifest.ts';
 export { ArtifactStore } from './store.ts';
 export type { PendingArtifact, VerifyReport, PublishInfo, GcOptions, GcResult, StoreOptions } from './store.ts';
 export type { LockHolder } from './lock.ts';

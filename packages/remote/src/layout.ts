@@ -1,4 +1,4 @@
-import { KEY_PATTERN, STAGE_NAME } from '@graft/artifacts';
+import { KEY_PATTERN, RESERVED_NAMES, STAGE_NAME } from '@graft/artifacts';
 import type { RemoteLocation } from './location.ts';
 
 /**
@@ -47,7 +47,7 @@ export function parseManifestObject(location: RemoteLocation, objectName: string
   const parts = objectName.slice(prefix.length).split('/');
   if (parts.length !== 3 || parts[2] !== REMOTE_MANIFEST) return undefined;
   const [stage, key] = parts as [string, string];
-  if (!STAGE_NAME.test(stage) || stage === 'runs' || !KEY_PATTERN.test(key)) return undefined;
+  if (!STAGE_NAME.test(stage) || RESERVED_NAMES.has(stage) || !KEY_PATTERN.test(key)) return undefined;
   return { stage, key };
 }
 
