@@ -13,5 +13,12 @@ export const ARTIFACT_ERROR_CODES = {
   storeFull: 'STORE_FULL',
   storeNotWritable: 'STORE_NOT_WRITABLE',
   storeIo: 'STORE_IO',
+  // Exit 2: the directory is not (only) graft's, see store-marker.ts and contained.ts.
+  storeNotGraft: 'STORE_NOT_GRAFT',
+  storeBadMarker: 'STORE_BAD_MARKER',
+  storeTooNew: 'STORE_TOO_NEW',
+  storeNotADirectory: 'STORE_NOT_A_DIRECTORY',
+  storeLink: 'STORE_LINK',
+  storeForeignEntry: 'STORE_FOREIGN_ENTRY',
 } as const;
 export type ArtifactErrorCode = ErrorCodeOf<typeof ARTIFACT_ERROR_CODES>;

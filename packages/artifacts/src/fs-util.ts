@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { lstat, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraftError, describeSystemError, errnoCode, syncHandle } from '@graft/core';
@@ -39,8 +40,9 @@ const CHUNK = 1 << 20;
  * sha256 and size of one file, read through a single descriptor. With `fsync` the same
  * descriptor is flushed afterwards, which saves reopening every file during publish.
  */
-export async function hashFile(file: string, options: { fsync?: boolean } = {}): Promise<HashedFile> {
-  const handle = await open(file, 'r');
+export async function hashFile(file: string, options: { fsync?: boolean; noFollow?: boolean } = {}): Promise<HashedFile> {
+  // noFollow: open(2) fails with ELOOP on a link, so a file swapped for a link after a check is still not read.
+  const handle = await open(file, options.noFollow ? constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) : 'r');
   try {
     const hash = createHash('sha256');
     const buffer = Buffer.allocUnsafe(CHUNK);

@@ -25,7 +25,7 @@ function deadPid(): number {
 async function plant(holder: Record<string, unknown> | string, ageMs = 0): Promise<void> {
   await mkdir(join(dir, 'locks', 'stage'), { recursive: true });
   await writeFile(file, typeof holder === 'string' ? holder : JSON.stringify({ hostname: hostname(), token: 'theirs', createdAt: new Date().toISOString(), ...holder }));
-  if (ageMs > 0) {
+  if (ageMs !== 0) {
     const then = new Date(Date.now() - ageMs);
     await utimes(file, then, then);
   }
@@ -47,7 +47,7 @@ describe('KeyLock', () => {
     const second = KeyLock.acquire(file, undefined, { ...options, timeoutMs: 5_000, onWait });
     await new Promise((r) => setTimeout(r, 100));
     expect(onWait).toHaveBeenCalledTimes(1);
-    expect(onWait.mock.calls[0]![0]).toMatchObject({ pid: process.pid });
+    expect(onWait.mock.calls[0]![0]).toMatchObject({ holder: { pid: process.pid }, staleMs: options.staleMs });
     await first.release();
     const lock = await second;
     expect((await readLock(file))?.holder?.token).toBe(lock.holder.token);
@@ -85,6 +85,30 @@ describe('KeyLock', () => {
     await expect(KeyLock.acquire(file, undefined, options)).rejects.toMatchObject({ code: 'ARTIFACT_LOCKED' });
     await plant({ pid: 999_999_999, hostname: 'elsewhere' }, 120_000);
     await (await KeyLock.acquire(file, undefined, options)).release();
+  });
+
+  it('breaks a lock stamped further in the future than staleMs (a clock that cannot be trusted)', async () => {
+    await plant({ pid: 999_999_999, hostname: 'elsewhere' }, -3_600_000);
+    await (await KeyLock.acquire(file, undefined, { ...options, timeoutMs: 0 })).release();
+    // The same goes for a breaker's guard file from such a clock: it must not block breaking forever.
+    await plant({ pid: 999_999_999, hostname: 'elsewhere' }, -3_600_000);
+    await writeFile(`${file}.break`, '{}');
+    const future = new Date(Date.now() + 3_600_000);
+    await utimes(`${file}.break`, future, future);
+    await (await KeyLock.acquire(file, undefined, { ...options, timeoutMs: 1_000 })).release();
+  });
+
+  it('takes over a lock whose heartbeat it has watched stand still for staleMs, whatever its timestamp says', async () => {
+    // Another host, stamped slightly in the future (within tolerance), never refreshed.
+    // By its timestamp alone it would look fresh for staleMs + 1.9 s; watched, it is stale after staleMs.
+    await plant({ pid: 999_999_999, hostname: 'elsewhere' }, -1_900);
+    const started = Date.now();
+    const onWait = vi.fn();
+    await (await KeyLock.acquire(file, undefined, { ...options, staleMs: 2_000, timeoutMs: 10_000, onWait })).release();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(Date.now() - started).toBeLessThan(3_500);
+    expect(onWait.mock.calls[0]![0]).toMatchObject({ holder: { hostname: 'elsewhere' }, staleMs: 2_000 });
+    expect(onWait.mock.calls[0]![0].heartbeatAgeMs).toBeLessThan(0);
   });
 
   it('breaks a lock with our own pid that this process does not hold (a previous incarnation)', async () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readFile, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { GraftError } from '@graft/core';
@@ -20,8 +21,11 @@ import { ARTIFACT_ERROR_CODES } from './error-codes.ts';
  *
  * Protocol: the lock is `<file>` created with O_EXCL ('wx') holding JSON
  * {pid, hostname, token, createdAt, outDir}; the owner refreshes its mtime every
- * heartbeat. It is stale when its owner is a dead pid on this host, or when its mtime
- * is older than `staleMs` (owner on another host, or a recycled pid). Removing a lock
+ * heartbeat. It is stale when its owner is a dead pid on this host, or when its heartbeat
+ * is older than `staleMs` by the local clock (owner on another host, or a recycled pid),
+ * or stamped more than `staleMs` in the future (a clock we cannot trust), or when a
+ * waiter has watched it for `staleMs` without seeing the heartbeat move (whatever the
+ * timestamps say: this is what ends a foreign host's lock with a skewed clock). Removing a lock
  * (breaking or releasing) happens under a short-lived guard file `<file>.break`, and
  * only if the content is still exactly what was judged stale (or is still ours), so two
  * waiters cannot both break a lock and then delete each other's fresh one.
@@ -43,13 +47,26 @@ export interface LockState {
   mtimeMs: number;
 }
 
+/** What a waiter knows about the lock it waits for (for the "waiting for ..." lines). */
+export interface LockWait {
+  holder: LockHolder | undefined;
+  /** How long this process has been waiting. */
+  waitedMs: number;
+  /** Local time minus the lock's last heartbeat (negative: stamped in the future). */
+  heartbeatAgeMs: number;
+  /** When a lock without a heartbeat counts as stale. */
+  staleMs: number;
+}
+
 export interface LockOptions {
   /** Give up waiting for a live holder after this long. */
   timeoutMs: number;
   /** A lock whose heartbeat is older than this is stale even if its pid looks alive. */
   staleMs: number;
-  /** Called once when we start waiting for a live holder (for a log line). */
-  onWait?: (holder: LockHolder | undefined) => void;
+  /** Called when we start waiting for a live holder, then every `waitReportMs` (for log lines). */
+  onWait?: (wait: LockWait) => void;
+  /** Default 30 s. */
+  waitReportMs?: number;
   /** Human label for messages, e.g. "phase-one/3f2a…". */
   label: string;
 }
@@ -67,7 +84,14 @@ export async function readLock(file: string): Promise<LockState | undefined> {
   let raw: string;
   let mtimeMs: number;
   try {
-    [raw, mtimeMs] = await Promise.all([readFile(file, 'utf8'), stat(file).then((s) => s.mtimeMs)]);
+    // Never through a link: a lock file is always a plain file graft wrote.
+    const handle = await open(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+    try {
+      raw = await handle.readFile('utf8');
+      mtimeMs = (await handle.stat()).mtimeMs;
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return undefined;
     throw error;
@@ -90,7 +114,9 @@ function parseHolder(raw: string): LockHolder | undefined {
 export function isStale(state: LockState, staleMs: number, now = Date.now()): boolean {
   const age = now - state.mtimeMs;
   const { holder } = state;
-  if (!holder) return age > HALF_WRITTEN_GRACE_MS;
+  // A heartbeat from further in the future than a stale period is a broken clock, not a live owner.
+  if (-age > staleMs) return true;
+  if (!holder) return Math.abs(age) > HALF_WRITTEN_GRACE_MS;
   if (holder.hostname === HOST) {
     if (holder.pid === process.pid) return !heldTokens.has(holder.token);
     if (!pidAlive(holder.pid)) return true;
@@ -111,8 +137,9 @@ async function underGuard(file: string, fn: () => Promise<void>): Promise<boolea
   } catch (error) {
     if (errnoCode(error) !== 'EEXIST') throw error;
     try {
-      const info = await stat(guard);
-      if (Date.now() - info.mtimeMs > GUARD_STALE_MS) await unlink(guard);
+      const info = await lstat(guard);
+      // abs: a guard stamped in the future (skewed clock) must not block breakers forever.
+      if (Math.abs(Date.now() - info.mtimeMs) > GUARD_STALE_MS) await unlink(guard);
     } catch (statError) {
       if (errnoCode(statError) !== 'ENOENT') throw statError;
     }
@@ -167,7 +194,9 @@ export class KeyLock {
     }
     const started = Date.now();
     let pollMs = 20;
-    let announced = false;
+    let nextReport = 0;
+    // The heartbeat as we last saw it and when (local clock) we saw it change.
+    let watched: { raw: string; mtimeMs: number; since: number } | undefined;
     for (;;) {
       try {
         await writeFile(file, raw, { flag: 'wx' });
@@ -189,7 +218,10 @@ export class KeyLock {
         throw storeIoError(error, file, `read the lock of ${options.label}`);
       }
       if (!state) continue;
-      if (isStale(state, options.staleMs)) {
+      const now = Date.now();
+      if (!watched || watched.raw !== state.raw || watched.mtimeMs !== state.mtimeMs) watched = { raw: state.raw, mtimeMs: state.mtimeMs, since: now };
+      const frozen = now - watched.since > options.staleMs && !(state.holder?.hostname === HOST && state.holder.pid === process.pid && heldTokens.has(state.holder.token));
+      if (frozen || isStale(state, options.staleMs, now)) {
         const seen = state.raw;
         try {
           await breakLock(file, seen);
@@ -207,9 +239,9 @@ export class KeyLock {
             `Retry when that run finishes, or delete ${file} if you are sure no graft process is using the store.`,
         );
       }
-      if (!announced) {
-        announced = true;
-        options.onWait?.(state.holder);
+      if (waited >= nextReport) {
+        nextReport = waited + (options.waitReportMs ?? 30_000);
+        options.onWait?.({ holder: state.holder, waitedMs: waited, heartbeatAgeMs: Date.now() - state.mtimeMs, staleMs: options.staleMs });
       }
       await sleep(Math.min(pollMs, Math.max(1, options.timeoutMs - waited)));
       pollMs = Math.min(pollMs * 2, 500);

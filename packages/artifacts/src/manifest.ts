@@ -1,11 +1,13 @@
-import { lstat } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { GraftError, JsonFileError, canonicalJson, formatZodIssues, parseJsonBytes, readJsonFile, type ArtifactManifest } from '@graft/core';
+import { GraftError, JsonFileError, canonicalJson, formatZodIssues, parseJsonBytes, type ArtifactManifest } from '@graft/core';
 import { RUNS_DIR } from '@graft/runs';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { errnoCode, hashFile, storeIoError } from './fs-util.ts';
 import { ARTIFACT_ERROR_CODES } from './error-codes.ts';
+import { NO_FOLLOW, entryKind, listTree } from './contained.ts';
 
 /** sha256 of the canonical JSON of a manifest without its `digest` field. */
 export function manifestDigest(manifest: object): string {
@@ -113,13 +115,24 @@ export class CorruptArtifactError extends GraftError {
 export async function readManifest(file: string): Promise<ArtifactManifest> {
   const dir = dirname(file);
   const where = { stage: basename(dirname(dir)), key: basename(dir), path: dir };
-  let manifest;
+  let bytes: Buffer;
   try {
-    manifest = await readJsonFile(file, manifestSchema, { ioError: (error, path) => storeIoError(error, path, 'read the artifact manifest') });
+    // O_NOFOLLOW: a manifest that is a link is never read through (its target's bytes
+    // would otherwise end up in verify output and logs).
+    const handle = await open(file, constants.O_RDONLY | NO_FOLLOW);
+    try {
+      bytes = await handle.readFile();
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
-    throw error instanceof JsonFileError ? corruptManifest(where, error) : error;
+    const code = errnoCode(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new CorruptArtifactError({ ...where, problems: [`${MANIFEST_FILE}: missing`] }, { cause: error });
+    if (code === 'ELOOP') throw new CorruptArtifactError({ ...where, problems: [`${MANIFEST_FILE}: is a symbolic link (not read; an artifact must not contain links)`] }, { cause: error });
+    if (code === 'EISDIR') throw new CorruptArtifactError({ ...where, problems: [`${MANIFEST_FILE}: is a directory, not a file`] }, { cause: error });
+    throw storeIoError(error, file, 'read the artifact manifest');
   }
-  return checkDigest(manifest, where);
+  return parseManifest(bytes, where);
 }
 
 /**
@@ -164,47 +177,66 @@ export interface Inspection {
 }
 
 /**
- * Checks an artifact directory against its manifest: the manifest itself, that it
- * describes this stage/key, then each listed file's presence, size and sha256 (size
- * first, so truncation is reported without hashing). Unlisted extra files are ignored.
+ * Checks an artifact directory against its manifest: that it is a real directory without
+ * links, the manifest itself, that it describes this stage/key, then each listed file's
+ * presence, size and sha256 (size first, so truncation is reported without hashing).
+ * Nothing is read through a link: a link anywhere in the artifact makes it corrupt.
+ * Unlisted extra regular files are ignored.
  */
 export async function inspectArtifact(dir: string, stage: string, key: string): Promise<Inspection> {
+  let tree;
+  try {
+    const kind = await entryKind(dir);
+    if (kind === 'link') return { problems: [`${stage}/${key} is a symbolic link, not a directory inside the store (not followed)`] };
+    if (kind === 'missing') return { problems: [`${stage}/${key}: missing`] };
+    if (kind !== 'dir') return { problems: [`${stage}/${key} is not a directory`] };
+    tree = await listTree(dir);
+  } catch (error) {
+    throw storeIoError(error, dir, 'check an artifact');
+  }
+  const linkProblems = [
+    ...tree.links.map((path) => `${path}: is a symbolic link (not followed; an artifact must not contain links)`),
+    ...tree.special.map((path) => `${path}: not a regular file`),
+  ];
+  // A linked manifest is reported by the link check; do not let readManifest call it "missing".
+  if (tree.links.includes(MANIFEST_FILE)) return { problems: linkProblems };
   let manifest: ArtifactManifest;
   try {
     manifest = await readManifest(join(dir, MANIFEST_FILE));
   } catch (error) {
-    if (error instanceof CorruptArtifactError) return { problems: error.problems };
+    if (error instanceof CorruptArtifactError) return { problems: [...linkProblems, ...error.problems] };
     throw error;
   }
-  const problems: string[] = [];
+  const problems: string[] = [...linkProblems];
   if (manifest.stage !== stage || manifest.key !== key) {
     problems.push(`${MANIFEST_FILE}: describes ${manifest.stage}/${manifest.key}, not ${stage}/${key} (copied from another artifact?)`);
   }
   for (const file of manifest.files) {
     const absolute = join(dir, ...file.path.split('/'));
-    let info;
-    try {
-      info = await lstat(absolute);
-    } catch (error) {
-      if (errnoCode(error) === 'ENOENT' || errnoCode(error) === 'ENOTDIR') {
-        problems.push(`${file.path}: missing`);
-        continue;
-      }
-      throw storeIoError(error, absolute, 'check an artifact file');
-    }
-    if (!info.isFile()) {
-      problems.push(`${file.path}: not a regular file`);
-      continue;
-    }
-    if (info.size !== file.bytes) {
-      problems.push(`${file.path}: size mismatch, ${info.size} bytes, expected ${file.bytes}`);
+    if (!tree.files.has(file.path)) {
+      // Behind a link counts as missing: the walk never entered it.
+      const kind = await entryKind(absolute).catch(() => 'missing' as const);
+      problems.push(`${file.path}: ${kind === 'missing' || tree.links.some((link) => file.path.startsWith(`${link}/`)) ? 'missing' : 'not a regular file'}`);
       continue;
     }
     let actual;
     try {
-      actual = await hashFile(absolute);
+      const { size } = await lstat(absolute);
+      if (size !== file.bytes) {
+        problems.push(`${file.path}: size mismatch, ${size} bytes, expected ${file.bytes}`);
+        continue;
+      }
+      actual = await hashFile(absolute, { noFollow: true });
     } catch (error) {
+      if (errnoCode(error) === 'ELOOP' || errnoCode(error) === 'ENOENT') {
+        problems.push(`${file.path}: changed while being checked`);
+        continue;
+      }
       throw storeIoError(error, absolute, 'read an artifact file');
+    }
+    if (actual.bytes !== file.bytes) {
+      problems.push(`${file.path}: size mismatch, ${actual.bytes} bytes, expected ${file.bytes}`);
+      continue;
     }
     if (actual.sha256 !== file.sha256) problems.push(`${file.path}: sha256 mismatch, ${actual.sha256}, expected ${file.sha256}`);
   }

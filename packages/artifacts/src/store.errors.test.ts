@@ -82,7 +82,7 @@ describe('ArtifactStore IO failures', () => {
       await expect(new ArtifactStore(join(root, 'sub')).begin('ingest', keyFor('ingest', {}))).rejects.toMatchObject({
         name: 'GraftError',
         code: 'STORE_NOT_WRITABLE',
-        message: expect.stringMatching(/^Could not prepare the artifact store for artifact ingest\/[0-9a-f]{12}: (permission denied for|.* is on a read-only file system)/),
+        message: expect.stringMatching(/^Could not create the artifact store: (permission denied for|.* is on a read-only file system)/),
       });
     }
   });

@@ -53,7 +53,8 @@ describe('ArtifactStore across processes', () => {
     if (mode === 'crash-before-rename') expect(await readdir(join(root, '.tmp', leftovers[0]!))).toContain('manifest.json');
 
     const { removed } = await store.gc({ keep: new Set() });
-    expect(removed).toEqual([join(root, '.tmp', leftovers[0]!)]);
+    // The dead builder's temp dir and its lock file (a dead pid's lock is stale).
+    expect(removed).toEqual([join(root, '.tmp', leftovers[0]!), join(root, '.locks', 'phase-one', `${key}.lock`)]);
     expect(await readdir(join(root, '.tmp'))).toEqual([]);
     expect(await readdir(join(root, '.locks', 'phase-one'))).toEqual([]);
     // The checkpoint survives for a resume: it is fresh and its key is unpublished.

@@ -5,6 +5,7 @@ import { buildArtifact, keyFor, publishInfo, tempDir } from './__fixtures__/help
 import { computeKey } from './key.ts';
 import { CorruptArtifactError } from './manifest.ts';
 import { ArtifactStore } from './store.ts';
+import { exists } from './fs-util.ts';
 
 let root: string;
 let store: ArtifactStore;
@@ -222,7 +223,8 @@ describe('ArtifactStore: list, resolvePrefix, verify', () => {
     expect(await missing.list()).toEqual([]);
     expect(await missing.verify()).toEqual([]);
     expect(await missing.resolvePrefix('ab')).toEqual([]);
-    expect(await missing.gc({ keep: new Set() })).toEqual({ removed: [], freedBytes: 0 });
+    expect(await missing.gc({ keep: new Set() })).toEqual({ removed: [], freedBytes: 0, kept: [] });
+    expect(await exists(join(root, 'nowhere'))).toBe(false);
   });
 
   it('resolves key prefixes across stages, or within one with stage/prefix', async () => {
@@ -280,14 +282,14 @@ describe('ArtifactStore: gc', () => {
     await writeFile(join(root, 'runs', 'r1', 'run.json'), '{}');
 
     const dry = await store.gc({ keep: new Set([kept.key]), dryRun: true });
-    expect(dry).toEqual({ removed: [dropped.path], freedBytes: 8 + (await stat(join(dropped.path, 'manifest.json'))).size });
+    expect(dry).toEqual({ removed: [dropped.path], freedBytes: 8 + (await stat(join(dropped.path, 'manifest.json'))).size, kept: [] });
     expect(await store.has('split', dropped.key)).toBe(true);
 
     expect(await store.gc({ keep: new Set([kept.key]) })).toEqual(dry);
     expect(await store.has('split', dropped.key)).toBe(false);
     expect(await store.open('ingest', kept.key)).toEqual(kept);
     expect(await readFile(join(root, 'runs', 'r1', 'run.json'), 'utf8')).toBe('{}');
-    expect(await store.gc({ keep: new Set([kept.key]) })).toEqual({ removed: [], freedBytes: 0 });
+    expect(await store.gc({ keep: new Set([kept.key]) })).toEqual({ removed: [], freedBytes: 0, kept: [] });
   });
 
   it('removes dead temp dirs and stale checkpoints but keeps those of a live build', async () => {
@@ -323,8 +325,11 @@ describe('ArtifactStore: gc', () => {
 
     // Once the live build is aborted its temp dir goes, its (fresh) checkpoint stays for a resume.
     await store.abort(live);
+    // A file graft did not make is reported and kept, never deleted.
     await writeFile(join(root, '.tmp', 'not-ours'), 'x');
-    expect((await store.gc({ keep: new Set([published.key]) })).removed).toEqual([join(root, '.tmp', 'not-ours')]);
+    const again = await store.gc({ keep: new Set([published.key]) });
+    expect(again.removed).toEqual([]);
+    expect(again.kept).toEqual([{ path: join(root, '.tmp', 'not-ours'), reason: 'not a temp directory made by graft' }]);
     expect(await readdir(live.checkpointDir)).toEqual(['ckpt']);
   });
 

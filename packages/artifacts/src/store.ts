@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open as openFile, readdir, rename, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GraftError, type ArtifactManifest, type InputArtifact, type Producer } from '@graft/core';
-import { errnoCode, exists, fsyncDir, fsyncFile, hashFile, newestMtime, removeTree, storeIoError, treeBytes, walkTree } from './fs-util.ts';
+import { ensureDirInside, entryKind, kindInside, listTree, notOursError, removeEntry } from './contained.ts';
+import { errnoCode, exists, fsyncDir, fsyncFile, hashFile, newestMtime, storeIoError, treeBytes, walkTree } from './fs-util.ts';
 import { computeKey } from './key.ts';
-import { KeyLock, breakLock, isLive, readLock, type LockHolder } from './lock.ts';
+import { KeyLock, breakLock, isLive, readLock, type LockHolder, type LockWait } from './lock.ts';
+import { STORE_INTERNAL_DIRS, STORE_MARKER, inspectStoreRoot, notAStoreError, writeStoreMarker, type StoreState } from './store-marker.ts';
 import {
   CorruptArtifactError,
   manifestDigest,
@@ -42,6 +44,15 @@ export interface VerifyReport {
   problems: string[];
 }
 
+export interface PublishOptions {
+  /**
+   * Replace an existing artifact of the same key (`--force`). The old one stays in place
+   * until the new one is complete and is then swapped out by rename, so a failed or
+   * killed rebuild leaves the old artifact, and a reader's open files stay valid.
+   */
+  replace?: boolean;
+}
+
 export interface PublishInfo {
   stageVersion: string;
   params: unknown;
@@ -64,7 +75,20 @@ export interface GcResult {
   /** Absolute paths removed (or that would be, with dryRun). */
   removed: string[];
   freedBytes: number;
+  /** Entries gc left alone because they are not provably graft's (links, foreign files, dirs without a valid manifest). */
+  kept: StoreAnomaly[];
 }
+
+/** Something in the store that graft did not make or will not follow; reported, never touched. */
+export interface StoreAnomaly {
+  path: string;
+  reason: string;
+  /** A symbolic link where graft keeps its own entries (damage to repair), not just a foreign file. */
+  link?: boolean;
+}
+
+/** How a command uses the store: 'read' never creates or marks anything. */
+export type StoreMode = 'read' | 'write';
 
 export interface StoreOptions {
   /** How long begin() waits for another live process building the same key. Default 10 min. */
@@ -73,8 +97,8 @@ export interface StoreOptions {
   staleLockMs?: number;
   /** Unpublished checkpoints untouched for this long are collected by gc. Default 1 day. */
   checkpointMaxAgeMs?: number;
-  /** Called once when begin() starts waiting for another process's lock. */
-  onLockWait?: (info: { stage: string; key: string; holder: LockHolder | undefined }) => void;
+  /** Called when begin() starts waiting for another process's lock, then about every 30 s while it waits. */
+  onLockWait?: (info: { stage: string; key: string } & LockWait) => void;
   /** Test seam: runs after manifest.json is written and flushed, right before the final rename. */
   beforeRename?: (pending: PendingArtifact) => void | Promise<void>;
 }
@@ -83,6 +107,13 @@ interface ScannedArtifact {
   stage: string;
   key: string;
   path: string;
+  /** The artifact's place holds a symbolic link (reported as corrupt, never followed). */
+  link?: boolean;
+}
+
+interface ScanResult {
+  artifacts: ScannedArtifact[];
+  anomalies: StoreAnomaly[];
 }
 
 interface TempName {
@@ -98,7 +129,7 @@ function parseTempName(name: string): TempName | undefined {
   const kind = parts.length === 5 && parts[0] === DISCARD_PREFIX ? 'discard' : parts.length === 4 ? 'build' : undefined;
   if (!kind) return undefined;
   const [stage, key, pid] = kind === 'discard' ? parts.slice(1) : parts;
-  if (!stage || !key || !pid || !/^\d+$/.test(pid)) return undefined;
+  if (!stage || !key || !pid || !/^\d+$/.test(pid) || !STAGE_NAME.test(stage) || !KEY_PATTERN.test(key) || !/^[0-9a-f]{1,64}$/.test(parts[parts.length - 1]!)) return undefined;
   return { kind, stage, key, pid: Number(pid) };
 }
 
@@ -131,6 +162,7 @@ export class ArtifactStore {
   private readonly options: StoreOptions;
   /** Builds begun by this store object, by outDir, so publish/abort can find their lock. */
   private readonly pending = new Map<string, { pending: PendingArtifact; lock: KeyLock }>();
+  private readonly prepared = new Map<StoreMode, Promise<StoreState>>();
 
   constructor(root: string, options: StoreOptions = {}) {
     this.root = resolve(root);
@@ -138,6 +170,70 @@ export class ArtifactStore {
     this.lockTimeoutMs = options.lockTimeoutMs ?? 10 * 60_000;
     this.staleLockMs = options.staleLockMs ?? 5 * 60_000;
     this.checkpointMaxAgeMs = options.checkpointMaxAgeMs ?? 24 * 60 * 60_000;
+  }
+
+  /**
+   * Checks that the root is a graft store before anything reads or changes it (once per
+   * store object and mode). 'write' creates a missing or empty root as a store and marks
+   * a store made by an older graft; a non-empty directory that is not a store is refused
+   * (exit 2) in both modes, so nothing is ever created, renamed or deleted there.
+   * Returns what the root was before (a 'legacy' result means it was adopted just now).
+   */
+  prepare(mode: StoreMode): Promise<StoreState> {
+    let promise = this.prepared.get(mode);
+    if (!promise) {
+      promise = this.doPrepare(mode);
+      this.prepared.set(mode, promise);
+      promise.catch(() => this.prepared.delete(mode));
+    }
+    return promise;
+  }
+
+  private async doPrepare(mode: StoreMode): Promise<StoreState> {
+    const state = await inspectStoreRoot(this.root);
+    if (state.kind === 'foreign') throw notAStoreError(this.root, state.foreign);
+    if (mode === 'write') {
+      // Writers go into these; one that is a link or a file would send them outside the store.
+      for (const name of STORE_INTERNAL_DIRS) {
+        const kind = await entryKind(join(this.root, name));
+        if (kind !== 'missing' && kind !== 'dir') throw notOursError(this.root, join(this.root, name), kind, name === 'runs' ? 'run records' : 'its own working files');
+      }
+    }
+    if (mode === 'write' && state.kind !== 'marked') {
+      try {
+        await mkdir(this.root, { recursive: true });
+        await writeStoreMarker(this.root);
+      } catch (error) {
+        throw storeIoError(error, this.root, 'create the artifact store');
+      }
+    }
+    return state;
+  }
+
+  /**
+   * `graft artifacts init`: makes `root` a store (creating it if needed), also when it
+   * already holds other files, which then stay untouched; returns what was there before.
+   */
+  async init(): Promise<StoreState> {
+    let state: StoreState;
+    try {
+      state = await inspectStoreRoot(this.root);
+    } catch (error) {
+      // A marker that is damaged or not a file is exactly what init repairs.
+      if (!(error instanceof GraftError) || error.code !== ARTIFACT_ERROR_CODES.storeBadMarker) throw error;
+      if ((await entryKind(join(this.root, STORE_MARKER))) !== 'file') throw error;
+      state = { kind: 'legacy' };
+    }
+    if (state.kind !== 'marked') {
+      try {
+        await mkdir(this.root, { recursive: true });
+        await writeStoreMarker(this.root);
+      } catch (error) {
+        throw storeIoError(error, this.root, 'create the artifact store');
+      }
+    }
+    this.prepared.clear();
+    return state;
   }
 
   artifactDir(stage: string, key: string): string {
@@ -159,9 +255,11 @@ export class ArtifactStore {
 
   /** Whether a published artifact exists (its manifest is present). Does not hash anything. */
   async has(stage: string, key: string): Promise<boolean> {
+    checkNames(stage, key);
+    await this.prepare('read');
     const manifest = join(this.artifactDir(stage, key), MANIFEST_FILE);
     try {
-      return await exists(manifest);
+      return (await kindInside(this.root, [stage, key, MANIFEST_FILE], 'artifacts')) === 'file';
     } catch (error) {
       throw storeIoError(error, manifest, `look up ${this.label(stage, key)}`);
     }
@@ -174,8 +272,10 @@ export class ArtifactStore {
    */
   async open(stage: string, key: string): Promise<InputArtifact | undefined> {
     const dir = this.artifactDir(stage, key);
+    await this.prepare('read');
     try {
-      if (!(await exists(dir))) return undefined;
+      // A linked stage dir throws (exit 2); a linked artifact dir is corrupt (inspectArtifact).
+      if ((await kindInside(this.root, [stage, key], `the artifacts of stage ${stage}`)) === 'missing') return undefined;
     } catch (error) {
       throw storeIoError(error, dir, `look up ${this.label(stage, key)}`);
     }
@@ -190,17 +290,20 @@ export class ArtifactStore {
    */
   async discard(stage: string, key: string): Promise<void> {
     const dir = this.artifactDir(stage, key);
-    const trash = join(this.root, TMP_DIR, `${DISCARD_PREFIX}.${stage}.${key}.${process.pid}.${token()}`);
+    await this.prepare('write');
+    let trash: string;
     try {
-      await mkdir(join(this.root, TMP_DIR), { recursive: true });
+      // Both ends of the rename are checked: through a linked stage dir or .tmp it would move things outside the store.
+      if ((await kindInside(this.root, [stage, key], `the artifacts of stage ${stage}`)) === 'missing') return;
+      trash = join(await ensureDirInside(this.root, [TMP_DIR], 'in-flight builds'), `${DISCARD_PREFIX}.${stage}.${key}.${process.pid}.${token()}`);
       await rename(dir, trash);
     } catch (error) {
       if (errnoCode(error) === 'ENOENT') return;
       throw storeIoError(error, dir, `remove ${this.label(stage, key)}`);
     }
     await fsyncDir(join(this.root, stage)).catch(() => undefined);
-    // The artifact is already gone; a leftover trash dir is gc's to collect.
-    await removeTree(trash).catch(() => undefined);
+    // The artifact is already gone; a leftover trash dir is gc's to collect. A link is unlinked, its target untouched.
+    await removeEntry(trash).catch(() => undefined);
   }
 
   /**
@@ -211,9 +314,17 @@ export class ArtifactStore {
   async begin(stage: string, key: string): Promise<PendingArtifact> {
     checkNames(stage, key);
     const label = this.label(stage, key);
+    await this.prepare('write');
     const tmpRoot = join(this.root, TMP_DIR);
     try {
-      await mkdir(tmpRoot, { recursive: true });
+      await ensureDirInside(this.root, [TMP_DIR], 'in-flight builds');
+      // Fail before the stage runs, not at publish: a linked stage dir would put the artifact outside the store.
+      await kindInside(this.root, [stage, key], `the artifacts of stage ${stage}`);
+      await ensureDirInside(this.root, [LOCK_DIR, stage], 'lock files');
+      await ensureDirInside(this.root, [CHECKPOINT_DIR, stage], 'training checkpoints');
+      if (!['missing', 'dir'].includes(await kindInside(this.root, [CHECKPOINT_DIR, stage, key], 'training checkpoints'))) {
+        throw notOursError(this.root, this.checkpointDir(stage, key), await entryKind(this.checkpointDir(stage, key)), 'training checkpoints');
+      }
     } catch (error) {
       throw storeIoError(error, tmpRoot, `prepare the artifact store for ${label}`);
     }
@@ -222,7 +333,7 @@ export class ArtifactStore {
       timeoutMs: this.lockTimeoutMs,
       staleMs: this.staleLockMs,
       label,
-      onWait: (holder) => this.options.onLockWait?.({ stage, key, holder }),
+      onWait: (wait) => this.options.onLockWait?.({ stage, key, ...wait }),
     });
     const pending: PendingArtifact = { stage, key, outDir: join(tmpRoot, outName), checkpointDir: this.checkpointDir(stage, key) };
     try {
@@ -230,12 +341,12 @@ export class ArtifactStore {
       // that died (kill -9, power loss): clear it now rather than waiting for `gc`.
       for (const name of await readdirIfPresent(tmpRoot)) {
         const parsed = parseTempName(name);
-        if (parsed?.kind === 'build' && parsed.stage === stage && parsed.key === key && name !== outName) await removeTree(join(tmpRoot, name));
+        if (parsed?.kind === 'build' && parsed.stage === stage && parsed.key === key && name !== outName) await removeEntry(join(tmpRoot, name));
       }
       await mkdir(pending.outDir);
-      await mkdir(pending.checkpointDir, { recursive: true });
+      await ensureDirInside(this.root, [CHECKPOINT_DIR, stage, key], 'training checkpoints');
     } catch (error) {
-      await removeTree(pending.outDir).catch(() => undefined);
+      await removeEntry(pending.outDir).catch(() => undefined);
       await lock.release().catch(() => undefined);
       throw storeIoError(error, pending.outDir, `start building ${label}`);
     }
@@ -250,8 +361,8 @@ export class ArtifactStore {
    * is dropped. On success the checkpoint dir is removed; either way the lock is
    * released and no partial artifact remains.
    */
-  async publish(pending: PendingArtifact, info: PublishInfo): Promise<InputArtifact> {
-    return this.finish(pending, (entry) => this.seal(entry, info));
+  async publish(pending: PendingArtifact, info: PublishInfo, options: PublishOptions = {}): Promise<InputArtifact> {
+    return this.finish(pending, (entry) => this.seal(entry, info), options);
   }
 
   /**
@@ -289,7 +400,7 @@ export class ArtifactStore {
   }
 
   /** publish() and publishCopy(): seal outDir, rename it into place, release the lock whatever happens. */
-  private async finish(pending: PendingArtifact, seal: (pending: PendingArtifact) => Promise<ArtifactManifest>): Promise<InputArtifact> {
+  private async finish(pending: PendingArtifact, seal: (pending: PendingArtifact) => Promise<ArtifactManifest>, options: PublishOptions = {}): Promise<InputArtifact> {
     const entry = this.pending.get(pending.outDir);
     if (!entry) {
       throw new GraftError(ARTIFACT_ERROR_CODES.notPending, `${pending.outDir} is not an artifact being built by this store (already published or aborted?).`);
@@ -299,19 +410,19 @@ export class ArtifactStore {
     let artifact: InputArtifact;
     try {
       const manifest = await seal(entry.pending);
-      await mkdir(join(this.root, stage), { recursive: true });
+      await ensureDirInside(this.root, [stage], `the artifacts of stage ${stage}`);
       await this.options.beforeRename?.(entry.pending);
-      artifact = await this.moveIntoPlace(outDir, stage, key, manifest);
+      artifact = await this.moveIntoPlace(outDir, stage, key, manifest, options.replace ?? false);
       await fsyncDir(join(this.root, stage));
     } catch (error) {
-      await removeTree(outDir).catch(() => undefined);
+      await removeEntry(outDir).catch(() => undefined);
       this.pending.delete(outDir);
       await entry.lock.release().catch(() => undefined);
       throw storeIoError(error, outDir, `publish ${label}`);
     }
     this.pending.delete(outDir);
     // Checkpoints are only for resuming this key; leftovers (if rm fails) are gc's.
-    await removeTree(entry.pending.checkpointDir).catch(() => undefined);
+    await removeEntry(entry.pending.checkpointDir).catch(() => undefined);
     await entry.lock.release().catch(() => undefined);
     return artifact;
   }
@@ -368,8 +479,23 @@ export class ArtifactStore {
     return manifest;
   }
 
-  private async moveIntoPlace(outDir: string, stage: string, key: string, manifest: ArtifactManifest): Promise<InputArtifact> {
+  private async moveIntoPlace(outDir: string, stage: string, key: string, manifest: ArtifactManifest, replace: boolean): Promise<InputArtifact> {
     const target = join(this.root, stage, key);
+    if (replace && (await entryKind(target)) !== 'missing') {
+      // rename(2) cannot swap non-empty directories in one step, so: old -> .tmp, new -> place.
+      // The artifact is absent only between these two renames (microseconds), and any
+      // file a reader already opened in the old one stays readable until it closes it.
+      const trash = join(this.root, TMP_DIR, `${DISCARD_PREFIX}.${stage}.${key}.${process.pid}.${token()}`);
+      await rename(target, trash);
+      try {
+        await rename(outDir, target);
+      } catch (error) {
+        await rename(trash, target).catch(() => undefined);
+        throw error;
+      }
+      await removeEntry(trash).catch(() => undefined);
+      return { key, path: target, manifest };
+    }
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await rename(outDir, target);
@@ -377,7 +503,7 @@ export class ArtifactStore {
       } catch (error) {
         if (errnoCode(error) === 'ENOENT' && (await exists(outDir))) {
           // The stage dir vanished (removed by hand or by another tool): recreate it and retry.
-          await mkdir(join(this.root, stage), { recursive: true });
+          await ensureDirInside(this.root, [stage], `the artifacts of stage ${stage}`);
           continue;
         }
         // rename(2) refuses to replace a non-empty directory: someone got there first.
@@ -385,7 +511,7 @@ export class ArtifactStore {
       }
       const existing = await inspectArtifact(target, stage, key);
       if (existing.problems.length === 0 && existing.manifest) {
-        await removeTree(outDir);
+        await removeEntry(outDir);
         return { key, path: target, manifest: existing.manifest };
       }
       // A corrupt or half-made directory from outside this protocol: replace it with ours.
@@ -399,7 +525,7 @@ export class ArtifactStore {
     const entry = this.pending.get(pending.outDir);
     this.pending.delete(pending.outDir);
     try {
-      await removeTree(pending.outDir);
+      await removeEntry(pending.outDir);
       // Keep checkpoints, but not an empty checkpoint dir begin() made for nothing.
       await rmdir(pending.checkpointDir).catch(() => undefined);
     } catch (error) {
@@ -409,19 +535,45 @@ export class ArtifactStore {
     await entry?.lock.release();
   }
 
-  /** Every `<stage>/<key>` directory, published or not, skipping the store's own dirs and runs/. */
-  private async scan(): Promise<ScannedArtifact[]> {
-    const found: ScannedArtifact[] = [];
+  /**
+   * Every `<stage>/<key>` entry, published or not, and everything else at those levels
+   * that graft did not make (anomalies). Links are listed, never entered.
+   */
+  private async scan(): Promise<ScanResult> {
+    await this.prepare('read');
+    const artifacts: ScannedArtifact[] = [];
+    const anomalies: StoreAnomaly[] = [];
     let stages;
     try {
       stages = await readdir(this.root, { withFileTypes: true });
     } catch (error) {
-      if (errnoCode(error) === 'ENOENT') return [];
+      if (errnoCode(error) === 'ENOENT') return { artifacts, anomalies };
       throw storeIoError(error, this.root, 'list the artifact store');
     }
     for (const stageEntry of stages) {
-      if (!stageEntry.isDirectory() || !STAGE_NAME.test(stageEntry.name) || RESERVED_NAMES.has(stageEntry.name)) continue;
-      const stageDir = join(this.root, stageEntry.name);
+      const name = stageEntry.name;
+      const stageDir = join(this.root, name);
+      if (name === STORE_MARKER) continue;
+      if (STORE_INTERNAL_DIRS.has(name)) {
+        if (!stageEntry.isDirectory()) {
+          const link = stageEntry.isSymbolicLink();
+          anomalies.push({ path: stageDir, reason: `${link ? 'a symbolic link' : 'not a directory'} where graft keeps its ${name} directory (not followed)`, ...(link ? { link } : {}) });
+        }
+        continue;
+      }
+      if (name.startsWith(`${STORE_MARKER}.`) && name.endsWith('.tmp')) continue;
+      if (!STAGE_NAME.test(name) || RESERVED_NAMES.has(name)) {
+        anomalies.push({ path: stageDir, reason: 'not made by graft' });
+        continue;
+      }
+      if (stageEntry.isSymbolicLink()) {
+        anomalies.push({ path: stageDir, reason: 'a symbolic link where graft keeps a stage directory (not followed)', link: true });
+        continue;
+      }
+      if (!stageEntry.isDirectory()) {
+        anomalies.push({ path: stageDir, reason: 'not made by graft' });
+        continue;
+      }
       let keys;
       try {
         keys = await readdir(stageDir, { withFileTypes: true });
@@ -430,18 +582,30 @@ export class ArtifactStore {
         throw storeIoError(error, stageDir, 'list the artifact store');
       }
       for (const keyEntry of keys) {
-        if (keyEntry.isDirectory() && KEY_PATTERN.test(keyEntry.name)) {
-          found.push({ stage: stageEntry.name, key: keyEntry.name, path: join(stageDir, keyEntry.name) });
-        }
+        const path = join(stageDir, keyEntry.name);
+        if (KEY_PATTERN.test(keyEntry.name) && keyEntry.isSymbolicLink()) artifacts.push({ stage: name, key: keyEntry.name, path, link: true });
+        else if (KEY_PATTERN.test(keyEntry.name) && keyEntry.isDirectory()) artifacts.push({ stage: name, key: keyEntry.name, path });
+        else anomalies.push({ path, reason: 'not an artifact made by graft' });
       }
     }
-    return found.sort((a, b) => compareStrings(a.stage, b.stage) || compareStrings(a.key, b.key));
+    artifacts.sort((a, b) => compareStrings(a.stage, b.stage) || compareStrings(a.key, b.key));
+    anomalies.sort((a, b) => compareStrings(a.path, b.path));
+    return { artifacts, anomalies };
+  }
+
+  /** Entries of the store graft did not make or will not follow (links, foreign files); commands report them. */
+  async anomalies(): Promise<StoreAnomaly[]> {
+    const { artifacts, anomalies } = await this.scan();
+    return [...anomalies, ...artifacts.filter((a) => a.link).map((a) => ({ path: a.path, reason: 'a symbolic link where graft keeps an artifact (not followed)', link: true }))].sort((a, b) =>
+      compareStrings(a.path, b.path),
+    );
   }
 
   /** Manifests of every published artifact, oldest first. Unreadable manifests are skipped (verify reports them). */
   async list(): Promise<ArtifactManifest[]> {
     const manifests: ArtifactManifest[] = [];
-    for (const artifact of await this.scan()) {
+    for (const artifact of (await this.scan()).artifacts) {
+      if (artifact.link) continue;
       try {
         manifests.push(await readManifest(join(artifact.path, MANIFEST_FILE)));
       } catch (error) {
@@ -463,12 +627,12 @@ export class ArtifactStore {
       stage = wanted.slice(0, slash);
       wanted = wanted.slice(slash + 1);
     }
-    return (await this.scan()).filter((a) => a.key.toLowerCase().startsWith(wanted) && (stage === undefined || a.stage.toLowerCase() === stage));
+    return (await this.scan()).artifacts.filter((a) => a.key.toLowerCase().startsWith(wanted) && (stage === undefined || a.stage.toLowerCase() === stage));
   }
 
   /** Checks every artifact (or those matching a key prefix) against its manifest. */
   async verify(prefix?: string): Promise<VerifyReport[]> {
-    const targets = prefix === undefined ? await this.scan() : await this.resolvePrefix(prefix);
+    const targets = prefix === undefined ? (await this.scan()).artifacts : await this.resolvePrefix(prefix);
     const reports: VerifyReport[] = [];
     for (const { stage, key, path } of targets) {
       const { manifest, problems } = await inspectArtifact(path, stage, key);
@@ -486,70 +650,142 @@ export class ArtifactStore {
   }
 
   /**
-   * Removes artifacts whose key is not in `keep` (unless a live process holds their
-   * lock), temp dirs no live lock owns, checkpoints of published keys and abandoned
-   * checkpoints (unlocked, untouched for checkpointMaxAgeMs), and stale lock files.
+   * Why the unreferenced artifact dir `path` may not be deleted, or undefined if it is
+   * provably graft's: a real directory with a valid manifest naming this stage/key and
+   * nothing but plain files and directories inside.
+   */
+  private async notProvablyOurs(stage: string, key: string, path: string): Promise<string | undefined> {
+    try {
+      const manifest = await readManifest(join(path, MANIFEST_FILE));
+      if (manifest.stage !== stage || manifest.key !== key) return `its ${MANIFEST_FILE} describes ${manifest.stage}/${manifest.key.slice(0, 12)}, not this place`;
+    } catch (error) {
+      if (error instanceof CorruptArtifactError) return `no valid ${MANIFEST_FILE} (${error.problems[0]}), so not provably made by graft; delete it by hand if it is yours to delete`;
+      throw error;
+    }
+    const tree = await listTree(path);
+    const odd = [...tree.links, ...tree.special];
+    if (odd.length > 0) return `contains ${odd[0]}, which is not a plain file (a link is never followed or deleted by graft)`;
+    return undefined;
+  }
+
+  /** Entries of a store-internal dir; none if it is a link or not a directory. */
+  private async internalEntries(segments: string[]): Promise<string[]> {
+    const path = join(this.root, ...segments);
+    const kind = await entryKind(path);
+    if (kind === 'missing') return [];
+    // A link or file here is already reported by scan(); it is never entered.
+    if (kind !== 'dir') return [];
+    return readdirIfPresent(path);
+  }
+
+  /**
+   * Removes only what is provably graft's: unreferenced artifacts with a valid manifest
+   * (unless a live process holds their lock), temp dirs with graft's names that no live
+   * lock owns, checkpoints of published keys and abandoned checkpoints (unlocked,
+   * untouched for checkpointMaxAgeMs), and stale graft lock files. Links are never
+   * followed; foreign files and anything without a manifest are reported in `kept`.
    * Never touches <root>/runs.
    */
   async gc(options: GcOptions): Promise<GcResult> {
     const dryRun = options.dryRun ?? false;
     const removed: string[] = [];
     let freedBytes = 0;
+    const kept: StoreAnomaly[] = [];
+    // Nothing to collect in a store that does not exist, and no reason to create one.
+    if ((await this.prepare('read')).kind === 'absent') return { removed, freedBytes, kept };
+    if (!dryRun) await this.prepare('write');
     const collect = async (path: string, remove: () => Promise<void>): Promise<void> => {
       freedBytes += await treeBytes(path);
       removed.push(path);
       if (!dryRun) await remove();
     };
     try {
-      for (const artifact of await this.scan()) {
+      const scanned = await this.scan();
+      kept.push(...scanned.anomalies);
+      for (const artifact of scanned.artifacts) {
         if (options.keep.has(artifact.key)) continue;
+        if (artifact.link) {
+          kept.push({ path: artifact.path, reason: 'a symbolic link where graft keeps an artifact (not followed)', link: true });
+          continue;
+        }
         if ((await this.lockIsLive(artifact.stage, artifact.key)).live) continue;
+        const reason = await this.notProvablyOurs(artifact.stage, artifact.key, artifact.path);
+        if (reason) {
+          kept.push({ path: artifact.path, reason });
+          continue;
+        }
         await collect(artifact.path, () => this.discard(artifact.stage, artifact.key));
       }
 
       const tmpRoot = join(this.root, TMP_DIR);
-      for (const name of await readdirIfPresent(tmpRoot)) {
+      for (const name of await this.internalEntries([TMP_DIR])) {
+        const path = join(tmpRoot, name);
         const parsed = parseTempName(name);
-        if (parsed?.kind === 'build') {
+        if (!parsed || (await entryKind(path)) !== 'dir') {
+          kept.push({ path, reason: 'not a temp directory made by graft' });
+          continue;
+        }
+        if (parsed.kind === 'build') {
           const lock = await this.lockIsLive(parsed.stage, parsed.key);
           if (lock.live && lock.holder?.outDir === name) continue;
         }
-        const path = join(tmpRoot, name);
-        await collect(path, () => removeTree(path));
+        await collect(path, () => removeEntry(path));
       }
 
       const checkpointRoot = join(this.root, CHECKPOINT_DIR);
-      for (const stage of await readdirIfPresent(checkpointRoot)) {
+      for (const stage of await this.internalEntries([CHECKPOINT_DIR])) {
         const stageDir = join(checkpointRoot, stage);
+        if (!STAGE_NAME.test(stage) || (await entryKind(stageDir)) !== 'dir') {
+          kept.push({ path: stageDir, reason: 'not a checkpoint directory made by graft' });
+          continue;
+        }
         for (const key of await readdirIfPresent(stageDir)) {
           const path = join(stageDir, key);
-          const valid = STAGE_NAME.test(stage) && KEY_PATTERN.test(key);
+          if (!KEY_PATTERN.test(key) || (await entryKind(path)) !== 'dir') {
+            kept.push({ path, reason: 'not a checkpoint directory made by graft' });
+            continue;
+          }
           // A live build (even a forced rebuild of a published key) may be writing checkpoints right now.
-          if (valid && (await this.lockIsLive(stage, key)).live) continue;
-          const published = valid && (await exists(join(this.root, stage, key, MANIFEST_FILE)));
+          if ((await this.lockIsLive(stage, key)).live) continue;
+          const published = (await kindInside(this.root, [stage, key, MANIFEST_FILE], 'artifacts').catch(() => 'missing')) === 'file';
           if (!published && Date.now() - (await newestMtime(path)) <= this.checkpointMaxAgeMs) continue;
-          await collect(path, () => removeTree(path));
+          await collect(path, () => removeEntry(path));
         }
       }
 
       // Empty stage dirs are left alone on purpose: removing one could race a publish
       // or begin that has just created it.
-      if (!dryRun) {
-        const lockRoot = join(this.root, LOCK_DIR);
-        for (const stage of await readdirIfPresent(lockRoot)) {
-          for (const name of await readdirIfPresent(join(lockRoot, stage))) {
-            if (!name.endsWith('.lock')) continue;
-            const file = join(lockRoot, stage, name);
-            const state = await readLock(file);
-            // Through the lock protocol's guard: a plain unlink could hit a lock taken a moment ago.
-            if (state && !isLive(state, this.staleLockMs)) await breakLock(file, state.raw);
+      const lockRoot = join(this.root, LOCK_DIR);
+      for (const stage of await this.internalEntries([LOCK_DIR])) {
+        const stageDir = join(lockRoot, stage);
+        if (!STAGE_NAME.test(stage) || (await entryKind(stageDir)) !== 'dir') {
+          kept.push({ path: stageDir, reason: 'not a lock directory made by graft' });
+          continue;
+        }
+        for (const name of await readdirIfPresent(stageDir)) {
+          const file = join(stageDir, name);
+          if (name.endsWith('.lock.break') && KEY_PATTERN.test(name.slice(0, -'.lock.break'.length))) continue; // a breaker's short-lived guard
+          const key = name.endsWith('.lock') ? name.slice(0, -'.lock'.length) : '';
+          if (!KEY_PATTERN.test(key) || (await entryKind(file)) !== 'file') {
+            kept.push({ path: file, reason: 'not a lock file made by graft' });
+            continue;
           }
+          const state = await readLock(file);
+          if (!state) continue;
+          if (!state.holder && !/^[0-9a-f]{64}$/.test(key)) {
+            // graft's own half-written locks are named by a sha256 key; anything else that is not graft's JSON is foreign.
+            kept.push({ path: file, reason: 'not a lock file made by graft (no graft lock record inside)' });
+            continue;
+          }
+          if (isLive(state, this.staleLockMs)) continue;
+          // Through the lock protocol's guard: a plain unlink could hit a lock taken a moment ago.
+          await collect(file, async () => void (await breakLock(file, state.raw)));
         }
       }
     } catch (error) {
       throw storeIoError(error, this.root, 'clean the artifact store');
     }
-    return { removed, freedBytes };
+    return { removed, freedBytes, kept };
   }
 }
 

@@ -8,6 +8,10 @@ export const CLI_ERROR_CODES = {
   artifactCorrupt: 'ARTIFACT_CORRUPT',
   storeNotWritable: 'STORE_NOT_WRITABLE',
   storeNotDirectory: 'STORE_NOT_DIRECTORY',
+  /** A symbolic link where graft keeps its own directories (found by verify). */
+  storeLink: 'STORE_LINK',
+  /** gc found a run record it cannot read and stopped. */
+  runsUnreadable: 'RUNS_UNREADABLE',
   remoteMissing: 'REMOTE_MISSING',
   remoteTransferFailed: 'REMOTE_TRANSFER_FAILED',
 } as const;

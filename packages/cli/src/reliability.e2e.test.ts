@@ -187,7 +187,7 @@ describe('two processes running the whole pipeline on one store', () => {
     }
     // The loser waits for the winner's lock and reuses its artifact instead of training again.
     const logs = results.flatMap((r) => logRecords(r.stderr));
-    const raced = results.some((r) => /being built by another process/.test(r.stderr)) || logs.some((r) => /built meanwhile/.test(String(r.msg)));
+    const raced = results.some((r) => /is being built by/.test(r.stderr)) || logs.some((r) => /built meanwhile/.test(String(r.msg)));
     expect(raced, 'the two processes met on a lock (otherwise this test proves nothing)').toBe(true);
     for (const entry of ['phase-one', 'phase-two']) {
       expect(logs.filter((r) => r.entry === entry && /^epoch 1 batch 2:/.test(String(r.msg))), `${entry} trained once`).toHaveLength(1);

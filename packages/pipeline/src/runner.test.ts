@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ArtifactStore, computeKey } from '@graft/artifacts';
 import { defineStage, GraftError, silentProgress, type StageDefinition } from '@graft/core';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { resolveConfig, type StageRegistry } from './config.ts';
 import { newRunId, runRecordPath, type RunRecord } from '@graft/runs';
@@ -151,8 +151,10 @@ describe('runPipeline', () => {
 
   it('gives each stage its artifact key, and records a fingerprinting stage\'s sources so verify re-derives the key', async () => {
     const seen: Record<string, string> = {};
-    const sourceDir = join(root, 'outside');
+    // Beside the store, not in it: a store holds only what graft made.
+    const sourceDir = `${root}-outside`;
     await mkdir(sourceDir);
+    onTestFinished(() => rm(sourceDir, { recursive: true, force: true }));
     await writeFile(join(sourceDir, 'data.txt'), 'v1');
     const withSources = new Map<string, StageDefinition>([
       [

@@ -136,11 +136,15 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
         ({ artifact, remoteCorrupt } = await pullShared(options.remote, stage.name, key, log));
         pulled = artifact !== undefined;
       }
-      const cached = artifact !== undefined;
+      let cached = artifact !== undefined;
       if (artifact) {
         log.info(pulled ? `${entry.name}: pulled ${key.slice(0, 12)} from ${options.remote!.url}` : `${entry.name}: cache hit ${key.slice(0, 12)}`);
       } else {
-        artifact = await buildEntry(options, stage, entry.name, entry.params, inputs, key, spec.sources, forced, log, selectBackend);
+        const outcome = await buildEntry(options, stage, entry.name, entry.params, inputs, key, spec.sources, forced, log, selectBackend);
+        artifact = outcome.artifact;
+        // Reusing what another process built while we waited is a hit: this run built nothing,
+        // and `latest~N` / `compare` must not count it as an experiment or show the other run's time.
+        cached = outcome.reused;
       }
       if (options.remote) {
         // A rebuilt key replaces the remote's copy (corrupt, or what --force distrusted).
@@ -221,7 +225,7 @@ async function buildEntry(
   forced: boolean,
   log: Logger,
   selectBackend: (log: Logger) => Promise<SelectedBackend>,
-): Promise<InputArtifact> {
+): Promise<{ artifact: InputArtifact; reused: boolean }> {
   const { store } = options;
   log.info(`${entryName}: building ${stage.name} ${key.slice(0, 12)}${forced ? ' (--force)' : ''}`);
   const pending = await store.begin(stage.name, key);
@@ -230,11 +234,11 @@ async function buildEntry(
     const raced = await openCached(store, stage, key, log, true).catch(() => undefined);
     if (raced) {
       await store.abort(pending);
-      log.info(`${entryName}: built meanwhile by another run, reusing it`);
-      return raced;
+      log.info(`${entryName}: built meanwhile by another run, reusing it (a cache hit)`);
+      return { artifact: raced, reused: true };
     }
   }
-  if (forced && (await store.has(stage.name, key))) await store.discard(stage.name, key);
+  // --force keeps the published artifact until the new one replaces it (publish with replace).
   const started = performance.now();
   const progress = options.createProgress(entryName);
   try {
@@ -261,9 +265,9 @@ async function buildEntry(
       producer: { graft: GRAFT_VERSION, node: process.version, ...(gitCommit() ? { gitCommit: gitCommit()! } : {}), ...(result.producer ?? {}) },
       metrics: result.metrics,
       ...(sources === undefined ? {} : { sources }),
-    });
+    }, { replace: forced });
     log.info({ durationMs, metrics: summariseMetrics(result.metrics) }, `${entryName}: built in ${(durationMs / 1000).toFixed(1)} s`);
-    return artifact;
+    return { artifact, reused: false };
   } catch (error) {
     progress.stop();
     await store.abort(pending).catch((abortError) => log.warn({ err: abortError }, 'could not clean up the unfinished artifact'));

@@ -1,5 +1,6 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { relative } from 'node:path';
+import type { LockWait } from '@graft/artifacts';
 import { BACKEND_REQUESTS, UsageError, describeSystemError, type SelectedBackend } from '@graft/core';
 import type { Logger } from 'pino';
 import type { RunRecord } from '@graft/runs';
@@ -53,9 +54,10 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
         // Wait as long as the other builder is alive (its heartbeat stays fresh): phase one
         // alone takes longer than any fixed bound. Dead or stale holders are broken at once.
         lockTimeoutMs: Number.POSITIVE_INFINITY,
-        onLockWait: ({ stage, key, holder }) =>
-          process.stderr.write(`graft: ${stage} ${key.slice(0, 12)} is being built by another process${holder ? ` (pid ${holder.pid})` : ''}; waiting for it\n`),
+        onLockWait: (wait) => process.stderr.write(`graft: ${describeLockWait(wait)}\n`),
       });
+      const before = await store.prepare('write');
+      if (before.kind === 'legacy') process.stderr.write(`graft: marked ${store.root} as a graft artifact store (it was made by an older graft)\n`);
       assertWritable(store.root);
       const records: RunRecord[] = [];
       try {
@@ -88,6 +90,18 @@ export function registerRunCommand(cli: Argv<GlobalOptions>): void {
         process.stdout.write(JSON.stringify(summaries.length === 1 ? summaries[0] : { runs: summaries }) + '\n');
       }
     },
+  );
+}
+
+/** "ingest 3f2a… is being built by pid 123 on host-b since 12:00:00Z (2 min); last heartbeat 4 s ago; waiting 1 min so far". */
+export function describeLockWait(wait: { stage: string; key: string } & LockWait): string {
+  const seconds = (ms: number): string => (Math.abs(ms) < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`);
+  const { holder } = wait;
+  const who = holder ? `pid ${holder.pid} on ${holder.hostname}, lock taken ${holder.createdAt}` : 'another process';
+  const beat = wait.heartbeatAgeMs < 0 ? `its heartbeat is stamped ${seconds(-wait.heartbeatAgeMs)} in the future` : `last heartbeat ${seconds(wait.heartbeatAgeMs)} ago`;
+  return (
+    `${wait.stage} ${wait.key.slice(0, 12)} is being built by ${who}; ${beat}; waiting for it` +
+    `${wait.waitedMs > 0 ? ` (${seconds(wait.waitedMs)} so far)` : ''}. A lock without a heartbeat for ${seconds(wait.staleMs)} is taken over.`
   );
 }
 
