@@ -9,7 +9,8 @@
  *
  * Entry points beyond the CLI (worker threads, child-process scripts) are declared by
  * their package: `"graft": { "entryPoints": ["src/eval-worker.ts"] }` in its package.json
- * (see packages/core/src/entry-points.ts for how code starts them).
+ * (see packages/core/src/entry-points.ts for how code starts them); files code reads
+ * beside itself (`new URL('./x.py', import.meta.url)`) as `"assets": ["src/x.py"]`.
  *
  * Run by `npm ci` (the root's `prepare`), by the Nx `build` target, by the e2e test tier's
  * global setup, and by bin/graft.js itself whenever an input changed since the last build,
@@ -17,7 +18,7 @@
  * renames it to its content hash, then swaps dist/build.json atomically.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -66,6 +67,20 @@ function entryPoints() {
     }
   }
   return [...byName].map(([out, source]) => ({ in: source, out }));
+}
+
+/** Files a package ships beside its code (`"graft": { "assets": ["src/x.py"] }`), copied beside the chunks. */
+function assets() {
+  /** @type {string[]} */
+  const files = [];
+  for (const dir of workspacePackages()) {
+    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    for (const asset of manifest.graft?.assets ?? []) {
+      if (!existsSync(join(dir, asset))) throw new Error(`${relative(REPO_ROOT, dir)}/package.json declares the asset ${asset}, which does not exist.`);
+      files.push(join(dir, asset));
+    }
+  }
+  return files;
 }
 
 /** @param {string} file */
@@ -140,7 +155,11 @@ export async function build() {
     for (const dir of workspacePackages()) inputs.add(relative(REPO_ROOT, join(dir, 'package.json')));
     for (const file of ['package.json', 'tsconfig.base.json', relative(REPO_ROOT, fileURLToPath(import.meta.url))]) if (existsSync(join(REPO_ROOT, file))) inputs.add(file);
 
-    const outputs = Object.keys(result.metafile.outputs).sort();
+    for (const file of assets()) {
+      copyFileSync(file, join(tmp, basename(file)));
+      inputs.add(relative(REPO_ROOT, file));
+    }
+    const outputs = [...Object.keys(result.metafile.outputs), ...assets().map((file) => relative(REPO_ROOT, join(tmp, basename(file))))].sort();
     const hash = createHash('sha1');
     for (const file of outputs) hash.update(file.slice(relative(REPO_ROOT, tmp).length)).update(readFileSync(join(REPO_ROOT, file)));
     const dir = hash.digest('hex').slice(0, 16);

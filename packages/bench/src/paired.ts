@@ -12,9 +12,9 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { GraftError, Rng, UsageError } from '@graft/core';
@@ -198,6 +198,7 @@ export function formatPaired(r: PairedResult): string {
 // The real sides.
 
 export const TORCH_INSTALL_HINT = 'apt-get install python3-torch python3-numpy libopenblas0-pthread';
+// Beside this module in the sources; copied beside the chunks in the CLI bundle (package.json graft.assets).
 const DRIVER = fileURLToPath(new URL('./paired-torch.py', import.meta.url));
 
 export interface TorchRunnerOptions {
@@ -216,6 +217,20 @@ export function defaultPython(): string {
 
 const REFERENCE_IN_SHARED = join('shared', 'bench', 'seed_reference.py');
 
+/** The repository: the nearest directory above this module whose package.json has workspaces (sources and CLI bundle alike). */
+function workspaceRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (dirname(dir) !== dir) {
+    try {
+      if ('workspaces' in JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))) return dir;
+    } catch {
+      // No package.json here (or an unreadable one): keep going up.
+    }
+    dir = dirname(dir);
+  }
+  return resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+}
+
 /**
  * The reference script: GRAFT_TORCH_REFERENCE, else shared/bench/seed_reference.py beside
  * the repository (../shared, as its README says) or beside a parent of it (a git worktree
@@ -223,7 +238,7 @@ const REFERENCE_IN_SHARED = join('shared', 'bench', 'seed_reference.py');
  */
 export function defaultReference(): string {
   if (process.env.GRAFT_TORCH_REFERENCE) return process.env.GRAFT_TORCH_REFERENCE;
-  const repo = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+  const repo = workspaceRoot();
   const candidates = [resolve(repo, '..', REFERENCE_IN_SHARED), resolve(repo, '..', '..', REFERENCE_IN_SHARED)];
   return candidates.find((path) => existsSync(path)) ?? candidates[0]!;
 }

@@ -35,16 +35,21 @@ describe('the graft CLI bundle', () => {
     }
   });
 
-  it("emits every package's declared entry point beside the chunks", async () => {
+  it("emits every package's declared entry points and assets beside the chunks", async () => {
     const { dir } = checkBuild();
     const declared: string[] = [];
+    const assets: string[] = [];
     for (const name of await readdir(join(REPO, 'packages'))) {
       const manifest = JSON.parse(await readFile(join(REPO, 'packages', name, 'package.json'), 'utf8').catch(() => '{}'));
       for (const entry of manifest.graft?.entryPoints ?? []) declared.push(basename(entry, extname(entry)));
+      for (const asset of manifest.graft?.assets ?? []) assets.push(basename(asset));
     }
     // bench's child process and train's evaluation worker at least.
     expect(declared).toEqual(expect.arrayContaining(['child', 'curve-evaluation.worker']));
     for (const name of declared) await expect(stat(join(dir!, `${name}.js`))).resolves.toBeTruthy();
+    // Files code reads beside itself (bench's PyTorch driver) are copied beside the chunks.
+    expect(assets).toContain('paired-torch.py');
+    for (const name of assets) await expect(stat(join(dir!, name))).resolves.toBeTruthy();
   });
 
   it('loads only yargs and Node built-ins before a command runs (tfjs, arrow, zod, pino, vega load on demand)', async () => {
