@@ -20,8 +20,13 @@ export const BROWSER_LIBRARIES = {
 } as const;
 export type BrowserLibrary = keyof typeof BROWSER_LIBRARIES;
 
-/** The report's own browser code and styles (packages/report/assets). */
-export const ASSETS_DIR = join(packageDir('@graft/report'), 'assets');
+/**
+ * The report's own browser code and styles (packages/report/assets), found on first use:
+ * every graft command imports this package (runs ls, compare), and only report and ui read them.
+ */
+export function assetsDir(): string {
+  return join(packageDir('@graft/report'), 'assets');
+}
 
 const cache = new Map<string, string>();
 
@@ -63,7 +68,7 @@ export async function browserLibrary(name: BrowserLibrary): Promise<string> {
 }
 
 export async function asset(name: 'report.css' | 'report-client.js' | 'ui.js' | 'ui.css'): Promise<string> {
-  return cachedText(join(ASSETS_DIR, name));
+  return cachedText(join(assetsDir(), name));
 }
 
 /** Text inside <script>: a literal `</script` would end the element early. */
