@@ -92,6 +92,11 @@ describe('graft ui server', () => {
     expect(response.body).not.toContain('outside any artifact');
   });
 
+  it('names a port in use and exits 2 instead of serving nothing', async () => {
+    const port = Number(new URL(server.url).port);
+    await expect(startUiServer({ storeRoot: root, port })).rejects.toMatchObject({ code: 'UI_PORT_IN_USE', exitCode: 2 });
+  });
+
   it('is read-only', async () => {
     expect((await get(`/store/phase-one/${key}/model/model.json`, 'PUT')).status).toBe(405);
     expect((await get('/api/runs', 'DELETE')).status).toBe(405);
@@ -103,7 +108,10 @@ describe('graft ui server', () => {
     const artifacts = JSON.parse((await get('/api/artifacts')).body);
     expect(artifacts.map((a: { key: string }) => a.key).sort()).toEqual([key, other]);
     const detail = JSON.parse((await get(`/api/artifacts/phase-one/${key}`)).body);
-    expect(detail.verify).toEqual({ ok: true, problems: [] });
+    // The symlink planted in this artifact (above) is what the store's verify reports.
+    expect(detail.verify.ok).toBe(false);
+    expect(detail.verify.problems).toEqual([expect.stringContaining('link.json')]);
+    expect(detail.manifest.files.map((f: { path: string }) => f.path).sort()).toEqual(['metrics.json', 'model/model.json', 'model/weights.bin']);
     const report = JSON.parse((await get('/api/report?runs=run-a')).body);
     expect(report.html).toContain('run-a');
     expect(Object.keys(report.specs)).toContain('curves-phase-two');
