@@ -358,7 +358,8 @@ export async function graftRunner(data: PairedData, backend = 'auto'): Promise<S
     let model = models.get(phase);
     if (!model) {
       const classes = phase === 'one' ? HELD_OUT_CLASS : HELD_OUT_CLASS + 1;
-      model = m.buildNetwork({ ...m.SEED_NETWORK, rows: data.train.rows, cols: data.train.cols, numClasses: classes, dropoutRate: 0.3 }, rng);
+      const keepProb = phase === 'one' ? train.PHASE_ONE_DEFAULTS.keepProb : train.PHASE_TWO_DEFAULTS.keepProb;
+      model = m.buildNetwork({ ...m.SEED_NETWORK, rows: data.train.rows, cols: data.train.cols, numClasses: classes, dropoutRate: 1 - keepProb }, rng);
       models.set(phase, model);
     }
     return model;
@@ -382,6 +383,8 @@ export async function graftRunner(data: PairedData, backend = 'auto'): Promise<S
         },
         stop() {},
       };
+      // The stages' own recipes (@graft/train/recipes), as `graft bench` uses them.
+      const hyper = phase === 'one' ? train.PHASE_ONE_DEFAULTS : train.PHASE_TWO_DEFAULTS;
       await train.trainLoop({
         model: modelFor(phase),
         train: set,
@@ -389,13 +392,12 @@ export async function graftRunner(data: PairedData, backend = 'auto'): Promise<S
         epochs: 1,
         plan,
         rng,
-        learningRate: 1e-4,
-        l2: 0.001,
-        keepProb: 0.7,
+        learningRate: hyper.learningRate,
+        l2: hyper.l2,
+        keepProb: hyper.keepProb,
         evalEvery: batches.length + 1,
         evaluation: 'inline',
-        trainable: phase === 'one' ? 'all' : 'head',
-        regularise: phase === 'one' ? ['convKernel', 'fc1Kernel', 'headKernel'] : ['headKernel'],
+        ...(phase === 'one' ? train.ALL_LAYERS : train.HEAD_ONLY),
         progress,
       });
       return times;
