@@ -21,6 +21,7 @@ import { GraftError, Rng, UsageError } from '@graft/core';
 import type { ProgressReporter } from '@graft/core';
 import { asIdxImages, asIdxLabels, readIdxFile } from '@graft/data';
 import { resolveSourceDir } from '@graft/ingest';
+import { BENCH_ERROR_CODES } from './error-codes.ts';
 import { median } from './stats.ts';
 
 export type Phase = 'one' | 'two';
@@ -105,7 +106,7 @@ export function spread(values: readonly number[]): Spread {
 export function roundBatches(phase: Phase, round: number, count: number, batchSize: number, rows: number, seed: number): PairedBatch[] {
   if (phase === 'one') {
     const perEpoch = Math.floor(rows / batchSize);
-    if (perEpoch < 1) throw new GraftError('BENCH_BATCH_TOO_LARGE', `batch size ${batchSize} is larger than the ${rows}-row training set; lower it.`);
+    if (perEpoch < 1) throw new GraftError(BENCH_ERROR_CODES.batchTooLarge, `batch size ${batchSize} is larger than the ${rows}-row training set; lower it.`);
     return Array.from({ length: count }, (_, i) => {
       const b = (round * count + i) % perEpoch;
       return [b * batchSize, (b + 1) * batchSize] as const;
@@ -162,18 +163,18 @@ export async function runPaired(graft: StepRunner, torch: StepRunner, options: P
 
 function timed(times: number[], expected: number, label: string): number[] {
   if (times.length !== expected || times.some((t) => !(t >= 0))) {
-    throw new GraftError('BENCH_RUNNER_FAILED', `${label} returned ${times.length} step times for ${expected} batches (or a negative one)`);
+    throw new GraftError(BENCH_ERROR_CODES.runnerFailed, `${label} returned ${times.length} step times for ${expected} batches (or a negative one)`);
   }
   return times;
 }
 
 function positive(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new UsageError('BENCH_OPTIONS_INVALID', `${name} must be an integer >= 1, got ${value}`);
+  if (!Number.isInteger(value) || value < 1) throw new UsageError(BENCH_ERROR_CODES.optionsInvalid, `${name} must be an integer >= 1, got ${value}`);
   return value;
 }
 
 function nonNegative(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0) throw new UsageError('BENCH_OPTIONS_INVALID', `${name} must be an integer >= 0, got ${value}`);
+  if (!Number.isInteger(value) || value < 0) throw new UsageError(BENCH_ERROR_CODES.optionsInvalid, `${name} must be an integer >= 0, got ${value}`);
   return value;
 }
 
@@ -254,7 +255,7 @@ export async function checkTorch(python: string): Promise<void> {
   });
   if (result.code === 0) return;
   const why = result.error ? `${python} could not be started (${result.error.message})` : `${python} cannot import torch and numpy (${lastLine(result.stderr) || `exit code ${result.code}`})`;
-  throw new GraftError('TORCH_UNAVAILABLE', `--against-torch needs PyTorch: ${why}. Install it with \`${TORCH_INSTALL_HINT}\`, or point --python at an interpreter that has it.`, { exitCode: 2 });
+  throw new GraftError(BENCH_ERROR_CODES.torchUnavailable, `--against-torch needs PyTorch: ${why}. Install it with \`${TORCH_INSTALL_HINT}\`, or point --python at an interpreter that has it.`, { exitCode: 2 });
 }
 
 function lastLine(text: string): string {
@@ -266,7 +267,7 @@ export async function torchRunner(options: TorchRunnerOptions): Promise<StepRunn
   const python = options.python ?? defaultPython();
   const threads = options.threads ?? 1;
   if (!existsSync(options.reference)) {
-    throw new UsageError('TORCH_REFERENCE_MISSING', `the PyTorch reference ${options.reference} does not exist; pass --reference PATH/seed_reference.py (or set GRAFT_TORCH_REFERENCE).`);
+    throw new UsageError(BENCH_ERROR_CODES.torchReferenceMissing, `the PyTorch reference ${options.reference} does not exist; pass --reference PATH/seed_reference.py (or set GRAFT_TORCH_REFERENCE).`);
   }
   await checkTorch(python);
   const child: ChildProcessWithoutNullStreams = spawn(python, [DRIVER, options.reference, options.dataDir, '--threads', String(threads)], {
@@ -280,7 +281,7 @@ export async function torchRunner(options: TorchRunnerOptions): Promise<StepRunn
   const next = async (): Promise<Record<string, unknown>> => {
     const line = await Promise.race([lines.next(), exited.then((how) => ({ done: true as const, value: how }))]);
     if (line.done) {
-      throw new GraftError('BENCH_RUNNER_FAILED', `the PyTorch process ${typeof line.value === 'string' ? line.value : 'closed its output'}: ${lastLine(stderrTail)}`);
+      throw new GraftError(BENCH_ERROR_CODES.runnerFailed, `the PyTorch process ${typeof line.value === 'string' ? line.value : 'closed its output'}: ${lastLine(stderrTail)}`);
     }
     return JSON.parse(line.value) as Record<string, unknown>;
   };
@@ -296,7 +297,7 @@ export async function torchRunner(options: TorchRunnerOptions): Promise<StepRunn
     async run(phase, batches) {
       child.stdin.write(`${JSON.stringify({ phase: phase === 'one' ? 1 : 2, batches })}\n`);
       const reply = await next();
-      if (!Array.isArray(reply.ms)) throw new GraftError('BENCH_RUNNER_FAILED', `the PyTorch process answered ${JSON.stringify(reply).slice(0, 200)}`);
+      if (!Array.isArray(reply.ms)) throw new GraftError(BENCH_ERROR_CODES.runnerFailed, `the PyTorch process answered ${JSON.stringify(reply).slice(0, 200)}`);
       return reply.ms as number[];
     },
     async close() {
