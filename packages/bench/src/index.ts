@@ -7,6 +7,6 @@ export type { BenchOptions, ResolvedBenchOptions } from './options.ts';
 export { median, percentile, summarise } from './stats.ts';
 export type { Timing } from './stats.ts';
 export { TORCH_INSTALL_HINT, formatPaired, runAgainstTorch, runPaired } from './paired.ts';
-export type { AgainstTorchOptions, PairedResult, PhasePairing, StepRunner } from './paired.ts';
+export type { AgainstTorchOptions, PairedResult, PhasePairing, StepRunner, StepTimes } from './paired.ts';
 export { BENCH_ERROR_CODES } from './error-codes.ts';
 export type { BenchErrorCode } from './error-codes.ts';

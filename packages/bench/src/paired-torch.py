@@ -10,7 +10,8 @@ Usage: python3 paired-torch.py REFERENCE_PY DATA_DIR --threads 1   (OPENBLAS_NUM
 Protocol: one JSON object per line each way. After loading it prints
   {"ready": true, "torch": ..., "threads": ..., "train": N, "train9": N9}
 then for each request {"phase": 1, "batches": [[start, end], ...]} or
-{"phase": 2, "batches": [[row, row, ...], ...]} it prints {"ms": [step ms, ...]}.
+{"phase": 2, "batches": [[row, row, ...], ...]} it prints {"ms": [...], "cpu_ms": [...]}:
+each step's wall time and the process CPU time it took.
 """
 import argparse, importlib.util, json, os, sys, time
 
@@ -43,28 +44,28 @@ def main():
         if not line.strip():
             continue
         req = json.loads(line)
-        times = []
+        times = []; cpu = []
         if req['phase'] == 1:
             for p in p1: p.requires_grad_(True)
             for s, e in req['batches']:
-                t = time.perf_counter()
+                t = time.perf_counter(); c = time.process_time()
                 logits = net.features(tr9_x[s:e], 0.7) @ net.W_fc2 + net.b_fc2
                 loss = F.cross_entropy(logits, tr9_y[s:e], reduction='sum') + 100 * 0.001 * torch.stack([l2(net.W_conv), l2(net.W_fc1), l2(net.W_fc2)]).mean()
                 opt1.zero_grad(); loss.backward(); opt1.step()
-                times.append(1000 * (time.perf_counter() - t))
+                times.append(1000 * (time.perf_counter() - t)); cpu.append(1000 * (time.process_time() - c))
         elif req['phase'] == 2:
             for p in p1: p.requires_grad_(False)
             rows = [torch.tensor(r, dtype=torch.int64) for r in req['batches']]
             for idx in rows:
-                t = time.perf_counter()
+                t = time.perf_counter(); c = time.process_time()
                 logits = net.features(tr_x[idx], 0.7) @ net.W_fc2_10 + net.b_fc2_10
                 loss = F.cross_entropy(logits, tr_y[idx], reduction='sum') + 100 * 0.001 * l2(net.W_fc2_10)
                 opt2.zero_grad(); loss.backward(); opt2.step()
-                times.append(1000 * (time.perf_counter() - t))
+                times.append(1000 * (time.perf_counter() - t)); cpu.append(1000 * (time.process_time() - c))
         else:
             print(json.dumps({'error': f"unknown phase {req['phase']!r}"}), flush=True)
             continue
-        print(json.dumps({'ms': times}), flush=True)
+        print(json.dumps({'ms': times, 'cpu_ms': cpu}), flush=True)
 
 if __name__ == '__main__':
     main()

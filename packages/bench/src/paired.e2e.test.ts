@@ -25,6 +25,8 @@ describe('graft bench --against-torch (real graft and PyTorch processes)', () =>
           expect(r.graftMs).toBeGreaterThan(0);
           expect(r.torchMs).toBeGreaterThan(0);
           expect(r.ratio).toBeCloseTo(r.graftMs / r.torchMs, 10);
+          expect(r.graftCpuMs).toBeGreaterThan(0);
+          expect(r.torchCpuMs).toBeGreaterThan(0);
         }
         expect(phase.ratio.q1).toBeLessThanOrEqual(phase.ratio.median);
         expect(phase.ratio.median).toBeLessThanOrEqual(phase.ratio.q3);

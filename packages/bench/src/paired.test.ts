@@ -2,14 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { TORCH_INSTALL_HINT, checkTorch, formatPaired, quantile, roundBatches, runPaired, spread } from './paired.ts';
 import type { PairedBatch, Phase, StepRunner } from './paired.ts';
 
-/** A runner whose step time is a function of the phase, the round's first batch and the step, and which logs its calls. */
-function fakeRunner(label: string, calls: string[], stepMs: (phase: Phase, batch: PairedBatch, i: number) => number, seen?: PairedBatch[][]): StepRunner {
+/**
+ * A runner whose step wall time is a function of the phase, the batch and the step (CPU
+ * time: `cpuShare` of it), and which logs its calls.
+ */
+function fakeRunner(label: string, calls: string[], stepMs: (phase: Phase, batch: PairedBatch, i: number) => number, seen?: PairedBatch[][], cpuShare = 1): StepRunner {
   return {
     label,
     async run(phase, batches) {
       calls.push(`${label}:${phase}`);
       seen?.push(batches.map((b) => [...b]));
-      return batches.map((b, i) => stepMs(phase, b, i));
+      const wallMs = batches.map((b, i) => stepMs(phase, b, i));
+      return { wallMs, cpuMs: wallMs.map((ms) => ms * cpuShare) };
     },
     async close() {},
   };
@@ -23,13 +27,15 @@ describe('runPaired', () => {
     const graftSeen: PairedBatch[][] = [];
     const torchSeen: PairedBatch[][] = [];
     // Warm-up steps take 1000 ms: if they were counted the medians would move.
-    const graft = fakeRunner('graft', calls, (phase, _b, i) => (i < 2 ? 1000 : phase === 'one' ? 30 : 12), graftSeen);
+    // graft's CPU time is half its wall time, torch's all of it: the CPU ratios are half the wall ones.
+    const graft = fakeRunner('graft', calls, (phase, _b, i) => (i < 2 ? 1000 : phase === 'one' ? 30 : 12), graftSeen, 0.5);
     const torch = fakeRunner('torch', calls, (phase, _b, i) => (i < 2 ? 1000 : phase === 'one' ? 20 : 16), torchSeen);
     const result = await runPaired(graft, torch, { ...rows, rounds: 3, steps: 5, warmup: 2, batchSize: 10 });
     expect(calls).toEqual(Array.from({ length: 3 }, () => ['graft:one', 'torch:one', 'graft:two', 'torch:two']).flat());
     expect(torchSeen).toEqual(graftSeen);
     expect(graftSeen.every((batches) => batches.length === 7)).toBe(true);
     expect(result.phaseOne).toMatchObject({ graftMs: 30, torchMs: 20, ratio: { median: 1.5, q1: 1.5, q3: 1.5, iqr: 0 } });
+    expect(result.phaseOne).toMatchObject({ graftCpuMs: 15, torchCpuMs: 20, cpuRatio: { median: 0.75, iqr: 0 } });
     expect(result.phaseTwo).toMatchObject({ graftMs: 12, torchMs: 16, ratio: { median: 0.75, iqr: 0 } });
     expect(result.phaseOne.rounds).toHaveLength(3);
   });
@@ -63,7 +69,11 @@ describe('runPaired', () => {
   });
 
   it('fails with BENCH_RUNNER_FAILED when a side returns the wrong number of step times', async () => {
-    const short: StepRunner = { label: 'torch', run: async (_p, batches) => batches.slice(1).map(() => 1), close: async () => {} };
+    const short: StepRunner = {
+      label: 'torch',
+      run: async (_p, batches) => ({ wallMs: batches.map(() => 1), cpuMs: batches.slice(1).map(() => 1) }),
+      close: async () => {},
+    };
     await expect(runPaired(fakeRunner('graft', [], () => 1), short, { ...rows, rounds: 1, steps: 2 })).rejects.toMatchObject({ code: 'BENCH_RUNNER_FAILED' });
   });
 

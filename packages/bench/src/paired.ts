@@ -28,11 +28,20 @@ export type Phase = 'one' | 'two';
 /** Phase one: a [start, end) row range of the 9-class training set (the seed's contiguous batches). Phase two: rows of the full training set. */
 export type PairedBatch = readonly [number, number] | readonly number[];
 
-/** One side of the pairing: runs one training step per batch and returns each step's wall time, ms. */
+/**
+ * Each step's wall time and the CPU time its process used meanwhile, ms. CPU time is the
+ * steadier figure on a shared machine (time spent waiting for a core is not in it).
+ */
+export interface StepTimes {
+  wallMs: number[];
+  cpuMs: number[];
+}
+
+/** One side of the pairing: runs one training step per batch and times each. */
 export interface StepRunner {
   /** e.g. 'graft (wasm)', 'torch 1.13.0 (1 thread)'. */
   readonly label: string;
-  run(phase: Phase, batches: readonly PairedBatch[]): Promise<number[]>;
+  run(phase: Phase, batches: readonly PairedBatch[]): Promise<StepTimes>;
   close(): Promise<void>;
 }
 
@@ -59,14 +68,27 @@ export interface Spread {
   iqr: number;
 }
 
-export interface PhasePairing {
-  /** Per round: each side's median step time and their ratio (graft / torch). */
-  rounds: Array<{ graftMs: number; torchMs: number; ratio: number }>;
-  /** Median over rounds of each side's per-round median. */
+export interface RoundPairing {
   graftMs: number;
   torchMs: number;
-  /** Over the per-round ratios. */
+  ratio: number;
+  graftCpuMs: number;
+  torchCpuMs: number;
+  cpuRatio: number;
+}
+
+export interface PhasePairing {
+  /** Per round: each side's median step time (wall and CPU) and their ratios (graft / torch). */
+  rounds: RoundPairing[];
+  /** Median over rounds of each side's per-round median wall time. */
+  graftMs: number;
+  torchMs: number;
+  /** Over the per-round wall-time ratios: the headline. */
   ratio: Spread;
+  graftCpuMs: number;
+  torchCpuMs: number;
+  /** Over the per-round CPU-time ratios. */
+  cpuRatio: Spread;
 }
 
 export interface PairedResult {
@@ -130,22 +152,38 @@ export async function runPaired(graft: StepRunner, torch: StepRunner, options: P
   const say = options.onProgress ?? (() => {});
   const started = performance.now();
   const loadStart = loadavg()[0] ?? 0;
-  const perPhase: Record<Phase, PhasePairing['rounds']> = { one: [], two: [] };
+  const perPhase: Record<Phase, RoundPairing[]> = { one: [], two: [] };
   for (let round = 0; round < rounds; round++) {
     for (const phase of ['one', 'two'] as const) {
       const rows = phase === 'one' ? options.rowsPhaseOne : options.rowsPhaseTwo;
       const batches = roundBatches(phase, round, warmup + steps, batchSize, rows, seed);
-      const graftMs = median(timed(await graft.run(phase, batches), warmup + steps, graft.label).slice(warmup));
-      const torchMs = median(timed(await torch.run(phase, batches), warmup + steps, torch.label).slice(warmup));
-      perPhase[phase].push({ graftMs, torchMs, ratio: graftMs / torchMs });
-      say(`round ${round + 1}/${rounds}, phase ${phase}: graft ${graftMs.toFixed(1)} ms, torch ${torchMs.toFixed(1)} ms, ratio ${(graftMs / torchMs).toFixed(2)}`);
+      const a = timed(await graft.run(phase, batches), warmup + steps, graft.label);
+      const b = timed(await torch.run(phase, batches), warmup + steps, torch.label);
+      const r: RoundPairing = {
+        graftMs: median(a.wallMs.slice(warmup)),
+        torchMs: median(b.wallMs.slice(warmup)),
+        ratio: 0,
+        graftCpuMs: median(a.cpuMs.slice(warmup)),
+        torchCpuMs: median(b.cpuMs.slice(warmup)),
+        cpuRatio: 0,
+      };
+      r.ratio = r.graftMs / r.torchMs;
+      r.cpuRatio = r.graftCpuMs / r.torchCpuMs;
+      perPhase[phase].push(r);
+      say(
+        `round ${round + 1}/${rounds}, phase ${phase}: graft ${r.graftMs.toFixed(1)} ms (CPU ${r.graftCpuMs.toFixed(1)}), ` +
+          `torch ${r.torchMs.toFixed(1)} ms (CPU ${r.torchCpuMs.toFixed(1)}), ratio ${r.ratio.toFixed(2)} (CPU ${r.cpuRatio.toFixed(2)})`,
+      );
     }
   }
-  const summary = (r: PhasePairing['rounds']): PhasePairing => ({
+  const summary = (r: RoundPairing[]): PhasePairing => ({
     rounds: r,
     graftMs: median(r.map((x) => x.graftMs)),
     torchMs: median(r.map((x) => x.torchMs)),
     ratio: spread(r.map((x) => x.ratio)),
+    graftCpuMs: median(r.map((x) => x.graftCpuMs)),
+    torchCpuMs: median(r.map((x) => x.torchCpuMs)),
+    cpuRatio: spread(r.map((x) => x.cpuRatio)),
   });
   return {
     graft: graft.label,
@@ -161,9 +199,11 @@ export async function runPaired(graft: StepRunner, torch: StepRunner, options: P
   };
 }
 
-function timed(times: number[], expected: number, label: string): number[] {
-  if (times.length !== expected || times.some((t) => !(t >= 0))) {
-    throw new GraftError(BENCH_ERROR_CODES.runnerFailed, `${label} returned ${times.length} step times for ${expected} batches (or a negative one)`);
+function timed(times: StepTimes, expected: number, label: string): StepTimes {
+  for (const [what, list] of [['wall', times.wallMs], ['CPU', times.cpuMs]] as const) {
+    if (!Array.isArray(list) || list.length !== expected || list.some((t) => !(t >= 0))) {
+      throw new GraftError(BENCH_ERROR_CODES.runnerFailed, `${label} returned ${Array.isArray(list) ? list.length : 'no'} ${what} times for ${expected} batches (or a negative one)`);
+    }
   }
   return times;
 }
@@ -179,9 +219,11 @@ function nonNegative(name: string, value: number): number {
 }
 
 export function formatPaired(r: PairedResult): string {
-  const row = (name: string, p: PhasePairing) =>
-    `${name.padEnd(10)} ${p.graftMs.toFixed(1).padStart(8)} ${p.torchMs.toFixed(1).padStart(8)}   ${p.ratio.median.toFixed(2).padStart(5)}x   ` +
-    `${p.ratio.q1.toFixed(2)}-${p.ratio.q3.toFixed(2)}x (IQR ${p.ratio.iqr.toFixed(2)})`;
+  const cells = (graftMs: number, torchMs: number, ratio: Spread) =>
+    `${graftMs.toFixed(1).padStart(8)} ${torchMs.toFixed(1).padStart(8)}   ${ratio.median.toFixed(2).padStart(5)}x   ` +
+    `${ratio.q1.toFixed(2)}-${ratio.q3.toFixed(2)}x (IQR ${ratio.iqr.toFixed(2)})`;
+  const row = (name: string, p: PhasePairing) => `${name.padEnd(10)} ${cells(p.graftMs, p.torchMs, p.ratio)}`;
+  const cpuRow = (name: string, p: PhasePairing) => `${name.padEnd(10)} ${cells(p.graftCpuMs, p.torchCpuMs, p.cpuRatio)}`;
   return [
     `graft vs PyTorch, paired: ${r.rounds} rounds x ${r.steps} timed steps (+${r.warmup} warm-up) per side and phase, batch ${r.batchSize}, A B interleaved`,
     `graft: ${r.graft}; torch: ${r.torch}`,
@@ -191,6 +233,10 @@ export function formatPaired(r: PairedResult): string {
     `${''.padEnd(10)} ${'ms/step'.padStart(8)} ${'ms/step'.padStart(8)}   (median)`,
     row('phase one', r.phaseOne),
     row('phase two', r.phaseTwo),
+    '',
+    'CPU time per step (each process\'s user+system time while it stepped; no waiting for a core):',
+    cpuRow('phase one', r.phaseOne),
+    cpuRow('phase two', r.phaseTwo),
     '',
   ].join('\n');
 }
@@ -297,8 +343,10 @@ export async function torchRunner(options: TorchRunnerOptions): Promise<StepRunn
     async run(phase, batches) {
       child.stdin.write(`${JSON.stringify({ phase: phase === 'one' ? 1 : 2, batches })}\n`);
       const reply = await next();
-      if (!Array.isArray(reply.ms)) throw new GraftError(BENCH_ERROR_CODES.runnerFailed, `the PyTorch process answered ${JSON.stringify(reply).slice(0, 200)}`);
-      return reply.ms as number[];
+      if (!Array.isArray(reply.ms) || !Array.isArray(reply.cpu_ms)) {
+        throw new GraftError(BENCH_ERROR_CODES.runnerFailed, `the PyTorch process answered ${JSON.stringify(reply).slice(0, 200)}`);
+      }
+      return { wallMs: reply.ms as number[], cpuMs: reply.cpu_ms as number[] };
     },
     async close() {
       child.stdin.end();
@@ -373,14 +421,22 @@ export async function graftRunner(data: PairedData, backend = 'auto'): Promise<S
         batchesPerEpoch: batches.length,
         batches: () => batches.map((b) => (phase === 'one' ? ([b[0]!, b[1]!] as const) : Uint32Array.from(b))),
       };
-      const times: number[] = [];
+      const wallMs: number[] = [];
+      const cpuMs: number[] = [];
       let last = 0;
+      let lastCpu = process.cpuUsage();
       const progress: ProgressReporter = {
-        start: () => (last = performance.now()),
+        start: () => {
+          last = performance.now();
+          lastCpu = process.cpuUsage();
+        },
         update: () => {
           const now = performance.now();
-          times.push(now - last);
+          const cpu = process.cpuUsage(lastCpu);
+          wallMs.push(now - last);
+          cpuMs.push((cpu.user + cpu.system) / 1000);
           last = now;
+          lastCpu = process.cpuUsage();
         },
         stop() {},
       };
@@ -401,7 +457,7 @@ export async function graftRunner(data: PairedData, backend = 'auto'): Promise<S
         ...(phase === 'one' ? train.ALL_LAYERS : train.HEAD_ONLY),
         progress,
       });
-      return times;
+      return { wallMs, cpuMs };
     },
     async close() {
       for (const model of models.values()) model.dispose();
