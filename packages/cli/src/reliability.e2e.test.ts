@@ -234,7 +234,7 @@ describe('bad input', () => {
     {
       name: 'negative epochs',
       args: ['run', 'phase-one', '--config', 'resume.json', '--set', 'phase-one.epochs=-1'],
-      line: /entries\.phase-one\.params\.epochs\b.*1/,
+      line: /--set phase-one\.epochs=-1: .*1/,
       untouched: STAGES,
     },
     {
