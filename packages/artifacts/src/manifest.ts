@@ -1,7 +1,19 @@
 import { lstat, open } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { GraftError, JsonFileError, canonicalJson, formatZodIssues, parseJsonBytes, type ArtifactManifest } from '@graft/core';
+import {
+  GraftError,
+  JsonFileError,
+  KEY_PATTERN,
+  MANIFEST_FILE,
+  STAGE_NAME,
+  canonicalJson,
+  formatZodIssues,
+  isSafeRelativePath,
+  manifestSchema,
+  parseJsonBytes,
+  type ArtifactManifest,
+} from '@graft/core';
 import { RUNS_DIR } from '@graft/runs';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
@@ -15,15 +27,6 @@ export function manifestDigest(manifest: object): string {
   return createHash('sha256').update(canonicalJson(rest), 'utf8').digest('hex');
 }
 
-export const MANIFEST_FILE = 'manifest.json';
-
-/**
- * Stage names become directory names and parts of temp-dir names (split on '.'), so
- * they are kept to one safe path segment without dots. `runs` is taken by run records.
- */
-export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-/** Keys are sha256 hex in practice; anything that is one safe, dot-free path segment is accepted. */
-export const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 /** Top-level store directories that are not stages: `runs/` belongs to @graft/runs. */
 export const RESERVED_NAMES: ReadonlySet<string> = new Set([RUNS_DIR]);
 
@@ -36,42 +39,8 @@ export function checkNames(stage: string, key: string): void {
   }
 }
 
-/** A manifest path must stay inside its artifact: relative, POSIX, no '.', '..' or empty segments. */
-export function isSafeRelativePath(path: string): boolean {
-  if (path === '' || path.startsWith('/') || path.includes('\\') || path.includes('\0')) return false;
-  if (/^[A-Za-z]:/.test(path)) return false;
-  return path.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..');
-}
-
-const fileSchema = z.object({
-  path: z.string().refine(isSafeRelativePath, 'must be a relative POSIX path inside the artifact'),
-  bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
-});
-
-const manifestSchema = z
-  // Loose: fields added by later graft versions survive a read by this one.
-  .looseObject({
-    key: z.string().regex(KEY_PATTERN, 'must be an artifact key'),
-    stage: z.string().regex(STAGE_NAME, 'must be a stage name'),
-    stageVersion: z.string(),
-    params: z.unknown(),
-    inputs: z.record(z.string(), z.string()),
-    files: z.array(fileSchema),
-    createdAt: z.iso.datetime({ offset: true }),
-    durationMs: z.number().min(0),
-    producer: z.object({ graft: z.string(), node: z.string() }).catchall(z.string()),
-    metrics: z.record(z.string(), z.unknown()),
-    digest: z.string().regex(/^[0-9a-f]{64}$/, 'must be the manifest digest (64 lowercase hex digits); this manifest was not written by this graft or was edited'),
-  })
-  .superRefine((manifest, ctx) => {
-    const seen = new Set<string>();
-    manifest.files.forEach((file, index) => {
-      if (file.path === MANIFEST_FILE) ctx.addIssue({ code: 'custom', path: ['files', index, 'path'], message: `${MANIFEST_FILE} cannot list itself` });
-      if (seen.has(file.path)) ctx.addIssue({ code: 'custom', path: ['files', index, 'path'], message: `duplicate path ${file.path}` });
-      seen.add(file.path);
-    });
-  });
+// The format itself (schema, name patterns, path rule) lives in @graft/core; re-exported for the store's users.
+export { KEY_PATTERN, MANIFEST_FILE, STAGE_NAME, isSafeRelativePath };
 
 /** Validates a manifest object we are about to write, so we never publish what readManifest would reject. */
 export function checkManifestShape(manifest: unknown): string[] {

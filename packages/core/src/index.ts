@@ -24,19 +24,18 @@ export type { Problem } from './zod-issues.ts';
 export { entryPointArgs, entryPointUrl, startWorker } from './entry-points.ts';
 export { ARTIFACT_KINDS, defineStage } from './stage.ts';
 export type {
-  ArtifactFile,
   ArtifactKind,
   InputSlots,
   SelectedBackend,
-  ArtifactManifest,
   CurvePoint,
   InputArtifact,
-  Producer,
   ProgressReporter,
   StageContext,
   StageDefinition,
   StageResult,
 } from './stage.ts';
+export { KEY_PATTERN, MANIFEST_FILE, STAGE_NAME, isSafeRelativePath, manifestSchema } from './manifest.ts';
+export type { ArtifactFile, ArtifactManifest, Producer } from './manifest.ts';
 export { silentProgress } from './progress.ts';
 export { MAX_SEED, Rng } from './random.ts';
 export type { RngState } from './random.ts';

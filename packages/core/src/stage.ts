@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { BackendRequest, ComputeBackend } from './backends.ts';
+import type { ArtifactManifest } from './manifest.ts';
 
 /**
  * What an artifact is, as far as the next stage is concerned: the only contract between
@@ -20,50 +21,6 @@ export interface SelectedBackend {
   /** tfjs backend in use. */
   backend: ComputeBackend;
   tfjsVersion: string;
-}
-
-/** One file of an artifact, as recorded in its manifest. `path` is relative to the artifact dir, POSIX separators. */
-export interface ArtifactFile {
-  path: string;
-  bytes: number;
-  sha256: string;
-}
-
-/** Who produced an artifact (DESIGN.md §3). Stages may add fields via StageResult.producer. */
-export interface Producer {
-  graft: string;
-  node: string;
-  gitCommit?: string;
-  tfjs?: string;
-  backend?: string;
-  [extra: string]: string | undefined;
-}
-
-/** `artifacts/<stage>/<key>/manifest.json`, written last, after every file is in place. */
-export interface ArtifactManifest {
-  /** sha256 hex of the canonical JSON {stage, stageVersion, params, inputs}. */
-  key: string;
-  stage: string;
-  stageVersion: string;
-  params: unknown;
-  /** Input slot name -> key of the artifact consumed there. */
-  inputs: Record<string, string>;
-  /**
-   * What the stage read from outside the store, as it entered the key (ingest: its source
-   * files' sha256s), so the key can be re-derived from the manifest alone, as DVC's lock
-   * file records deps. Absent for stages that read only their inputs.
-   */
-  sources?: unknown;
-  files: ArtifactFile[];
-  createdAt: string;
-  durationMs: number;
-  producer: Producer;
-  metrics: Record<string, unknown>;
-  /**
-   * sha256 of the canonical JSON of every other manifest field: the files' hashes protect
-   * the files, this protects the manifest itself (metrics, params) from silent edits.
-   */
-  digest: string;
 }
 
 /** An input artifact as a stage sees it: already verified by the runner. */
