@@ -29,6 +29,11 @@ export default defineConfig({
           // jobs (2 cores, load 10+). A test that needs more belongs in the e2e tier.
           testTimeout: 60_000,
           hookTimeout: 60_000,
+          // Curve evaluations stay on the training thread here: each evaluation worker starts
+          // its own tsx + tfjs-wasm (~2-4 s from sources), which made the training-loop files
+          // 5x slower. The worker path is proven equal to this one in
+          // packages/train/src/curve-evaluation.e2e.test.ts (it asks for each mode explicitly).
+          env: { GRAFT_EVALUATION: 'inline' },
         },
       },
       {

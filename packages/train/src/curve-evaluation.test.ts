@@ -1,11 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EVALUATION_ENV, chooseEvaluationMode } from './curve-evaluation.ts';
 
 // The worker itself (same curve as in-thread, failures, termination) is tested in
 // curve-evaluation.e2e.test.ts: it starts threads and trains.
 
-afterEach(() => {
+// The unit tier sets GRAFT_EVALUATION=inline for the whole run (vitest.config.ts); these
+// tests are about the variable itself, so each starts without it and puts it back after.
+const outer = process.env[EVALUATION_ENV];
+beforeEach(() => {
   delete process.env[EVALUATION_ENV];
+});
+afterEach(() => {
+  if (outer === undefined) delete process.env[EVALUATION_ENV];
+  else process.env[EVALUATION_ENV] = outer;
 });
 
 describe('chooseEvaluationMode', () => {
