@@ -1,19 +1,8 @@
 import { lstat, open } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import {
-  GraftError,
-  JsonFileError,
-  KEY_PATTERN,
-  MANIFEST_FILE,
-  STAGE_NAME,
-  canonicalJson,
-  formatZodIssues,
-  isSafeRelativePath,
-  manifestSchema,
-  parseJsonBytes,
-  type ArtifactManifest,
-} from '@graft/core';
+import { GraftError, JsonFileError, canonicalJson, formatZodIssues, parseJsonBytes, type ArtifactManifest } from '@graft/core';
+import { KEY_PATTERN, MANIFEST_FILE, STAGE_NAME, isSafeRelativePath, manifestSchema } from '@graft/core/manifest';
 import { RUNS_DIR } from '@graft/runs';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';

@@ -34,7 +34,8 @@ export type {
   StageDefinition,
   StageResult,
 } from './stage.ts';
-export { KEY_PATTERN, MANIFEST_FILE, STAGE_NAME, isSafeRelativePath, manifestSchema } from './manifest.ts';
+// The manifest schema's values live at `@graft/core/manifest`: importing them from here would
+// load zod at every command's start-up (packages/cli/src/build.e2e.test.ts guards that).
 export type { ArtifactFile, ArtifactManifest, Producer } from './manifest.ts';
 export { silentProgress } from './progress.ts';
 export { MAX_SEED, Rng } from './random.ts';
