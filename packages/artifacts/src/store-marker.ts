@@ -164,7 +164,7 @@ export async function writeStoreMarker(root: string): Promise<void> {
   await fsyncDir(root).catch(() => undefined);
 }
 
-/** The marker text, for tests and for a store committed to git (artifacts/.graft-store.json). */
+/** The marker text graft writes into every store it creates (and tests use to fake one). */
 export function storeMarkerText(): string {
   return MARKER_TEXT;
 }
