@@ -2,15 +2,10 @@ import { UsageError, canonicalJson } from '@graft/core';
 import type { RunRecord } from '@graft/runs';
 import { flattenMetrics, flattenParams } from './metrics.ts';
 import { REPORT_ERROR_CODES } from './error-codes.ts';
+import { runHeader, type RunHeader } from './list.ts';
 
 /** The runs being compared, in the order given; the first is the baseline of every delta. */
-export interface ComparedRun {
-  runId: string;
-  createdAt: string;
-  configName: string;
-  target: string;
-  seed: number | null;
-  status: RunRecord['status'];
+export interface ComparedRun extends RunHeader {
   backend: string;
 }
 
@@ -177,12 +172,7 @@ export function compareRuns(runs: readonly RunRecord[]): Comparison {
 
   return {
     runs: runs.map((r) => ({
-      runId: r.runId,
-      createdAt: r.createdAt,
-      configName: r.configName,
-      target: r.target,
-      seed: r.seed ?? null,
-      status: r.status,
+      ...runHeader(r),
       backend: r.backend.used ?? r.backend.requested,
     })),
     params: shownParams,

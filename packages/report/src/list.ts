@@ -2,14 +2,22 @@ import { shortDate, type RunList, type RunRecord } from '@graft/runs';
 import { formatDuration, formatMetric } from './metrics.ts';
 import { renderText } from './table.ts';
 
-/** One row of `graft runs ls`; also the JSON shape of `graft runs ls --json`. */
-export interface RunSummary {
+/** What identifies a run in every listing and comparison: its record's header fields. */
+export interface RunHeader {
   runId: string;
   createdAt: string;
   configName: string;
   target: string;
   seed: number | null;
   status: RunRecord['status'];
+}
+
+export function runHeader(run: RunRecord): RunHeader {
+  return { runId: run.runId, createdAt: run.createdAt, configName: run.configName, target: run.target, seed: run.seed ?? null, status: run.status };
+}
+
+/** One row of `graft runs ls`; also the JSON shape of `graft runs ls --json`. */
+export interface RunSummary extends RunHeader {
   /** testAccuracy of the phase-one entry (or the first phase-one-stage entry). */
   phaseOneTestAccuracy: number | null;
   /** testAccuracy of the phase-two entry (or the first phase-two-stage entry). */
@@ -22,12 +30,7 @@ export interface RunSummary {
 export function summariseRun(run: RunRecord): RunSummary {
   const finished = run.finishedAt ? Date.parse(run.finishedAt) - Date.parse(run.createdAt) : Number.NaN;
   return {
-    runId: run.runId,
-    createdAt: run.createdAt,
-    configName: run.configName,
-    target: run.target,
-    seed: run.seed ?? null,
-    status: run.status,
+    ...runHeader(run),
     phaseOneTestAccuracy: keyMetric(run, 'phase-one', 'testAccuracy') ?? null,
     phaseTwoTestAccuracy: keyMetric(run, 'phase-two', 'testAccuracy') ?? null,
     durationMs: Number.isFinite(finished) ? finished : null,
