@@ -26,10 +26,12 @@ const LAYERS = {
   stage: ['base', 'kernels', 'library'],
   /** pipeline: config, runner, run records. Knows stages only as definitions handed to it. */
   runner: ['base', 'library'],
+  /** queue: sweeps across machines (BullMQ on Redis); composes sweep plans and the runner, knows stages only as a registry handed to it. */
+  queue: ['base', 'library', 'runner'],
   /** Test fixtures, imported by tests only (devDependencies). */
   dev: ['base', 'kernels', 'library', 'stage'],
   /** report, bench, cli: entry points that compose the rest. */
-  app: ['base', 'kernels', 'library', 'stage', 'runner', 'app'],
+  app: ['base', 'kernels', 'library', 'stage', 'runner', 'queue', 'app'],
 };
 
 const root = new URL('.', import.meta.url).pathname;
