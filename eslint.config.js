@@ -26,12 +26,14 @@ const LAYERS = {
   stage: ['base', 'kernels', 'library'],
   /** pipeline: config, runner, run records. Knows stages only as definitions handed to it. */
   runner: ['base', 'library'],
+  /** sweep: plans many runs into build units and schedules them; knows stages only through the registry handed to it. */
+  orchestrator: ['base', 'library', 'runner'],
   /** queue: sweeps across machines (BullMQ on Redis); composes sweep plans and the runner, knows stages only as a registry handed to it. */
-  queue: ['base', 'library', 'runner'],
+  queue: ['base', 'library', 'runner', 'orchestrator'],
   /** Test fixtures, imported by tests only (devDependencies). */
   dev: ['base', 'kernels', 'library', 'stage'],
   /** report, bench, cli: entry points that compose the rest. */
-  app: ['base', 'kernels', 'library', 'stage', 'runner', 'queue', 'app'],
+  app: ['base', 'kernels', 'library', 'stage', 'runner', 'orchestrator', 'queue', 'app'],
 };
 
 const root = new URL('.', import.meta.url).pathname;

@@ -292,3 +292,41 @@ describe('pipelineJsonSchema', () => {
     expect(schema).toContain('"additionalProperties":false');
   });
 });
+
+describe('the sweep section', () => {
+  it('resolves to grid axes (a field of an object param too) and seeds; a config without one resolves exactly as before', () => {
+    const plain = resolveConfig(valid, registry, 'test.json');
+    expect('sweep' in plain).toBe(false);
+    const config = resolveConfig({ ...valid, entries: { ...valid.entries, n: { stage: 'nested' } }, sweep: { grid: { 'fit.epochs': [1, 2], 'n.opt.sched.every': [3] }, seeds: [4, 5] } }, registry, 'test.json');
+    expect(config.sweep).toEqual({
+      grid: [
+        { key: 'fit.epochs', entry: 'fit', path: ['epochs'], values: [1, 2] },
+        { key: 'n.opt.sched.every', entry: 'n', path: ['opt', 'sched', 'every'], values: [3] },
+      ],
+      seeds: [4, 5],
+    });
+    // The sweep changes no entry: each run applies its own point.
+    expect(config.entries).toEqual([...plain.entries, expect.objectContaining({ name: 'n' })].sort((a, b) => (a.name === 'n' ? 1 : b.name === 'n' ? -1 : 0)));
+  });
+
+  it('lets --grid replace a config axis of the same key and add new ones, naming the flag for its problems', () => {
+    const config = resolveConfig({ ...valid, sweep: { grid: { 'fit.epochs': [1, 2] } } }, registry, 'test.json', {
+      grid: [{ source: '--grid fit.epochs=[5]', key: 'fit.epochs', values: [5] }, { source: "--grid fit.mode=['a']", key: 'fit.mode', values: ['a', 'b'] }],
+    });
+    expect(config.sweep!.grid.map((a) => [a.key, a.values])).toEqual([
+      ['fit.epochs', [5]],
+      ['fit.mode', ['a', 'b']],
+    ]);
+    expect(problemsOf(valid, { grid: [{ source: '--grid fit.mode=[c]', key: 'fit.mode', values: ['c'] }] })).toEqual([
+      { path: '--grid fit.mode=[c] (value 1)', message: expect.stringMatching(/^"c" is not a valid fit\.mode: /) },
+    ]);
+    expect(problemsOf(valid, { grid: [{ source: '--grid fit.epochs.x=[1]', key: 'fit.epochs.x', values: [1] }] })).toEqual([
+      { path: '--grid fit.epochs.x=[1]', message: expect.stringContaining('fit.epochs is a number, not an object, so "epochs.x" names nothing; vary the whole value, e.g. --grid fit.epochs=[<JSON values>]') },
+    ]);
+  });
+
+  it('refuses a sweep of more runs than MAX_SWEEP_RUNS before planning any', () => {
+    const values = Array.from({ length: 200 }, (_, i) => i + 1);
+    expect(problemsOf({ ...valid, sweep: { grid: { 'fit.epochs': values, 'src.rows': values } } })).toEqual([{ path: 'sweep', message: expect.stringContaining('40000 runs') }]);
+  });
+});

@@ -3,6 +3,7 @@ import {
   FileRefusedError,
   MAX_SEED,
   UsageError,
+  canonicalJson,
   describeSystemError,
   formatJsonPath,
   isBackendRequest,
@@ -53,6 +54,24 @@ const entrySchema = z.strictObject({
     .describe("Input slot -> name of the entry whose artifact feeds it, e.g. { \"data\": \"split\" }"),
 });
 
+/**
+ * Most values one grid axis may list, and most runs one sweep may plan (grid points × seeds):
+ * far beyond what one machine or one queue takes in a day, small enough that a typo (a
+ * generated list of a million values) is refused before any planning.
+ */
+export const MAX_GRID_VALUES = 1000;
+export const MAX_SWEEP_RUNS = 10_000;
+
+const sweepSchema = z
+  .strictObject({
+    grid: z
+      .record(z.string(), z.array(z.unknown()))
+      .optional()
+      .describe('"entry.param" (or "entry.param.field") -> the values to try, e.g. {"phase-two.learningRate": [1e-4, 3e-4]}; every combination of the axes becomes one variant'),
+    seeds: z.array(z.number().int().min(0).max(MAX_SEED)).min(1).max(MAX_GRID_VALUES).optional().describe('One run per seed for every variant (like --seeds)'),
+  })
+  .describe('Runs this config as a sweep: the cross product of the grid axes and the seeds (graft run ... --grid/--seeds extend and override it)');
+
 const configSchema = z.strictObject({
   $schema: z.string().optional(),
   name: z.string().optional(),
@@ -60,6 +79,7 @@ const configSchema = z.strictObject({
   backend: z.enum(BACKEND_REQUESTS).optional().describe('Compute backend for training stages (default auto)'),
   seed: z.number().int().min(0).max(MAX_SEED).optional().describe('Seed for every entry that has a seed param, unless the entry sets its own'),
   entries: z.record(z.string(), entrySchema),
+  sweep: sweepSchema.optional(),
 });
 
 export type WrittenConfig = z.input<typeof configSchema>;
@@ -81,6 +101,32 @@ export interface ResolvedConfig {
   seed?: number;
   /** In a topological order (every entry after its inputs). */
   entries: ResolvedEntry[];
+  /** Present when the config's `sweep` section or `--grid` flags ask for a sweep (see @graft/sweep). */
+  sweep?: ResolvedSweep;
+}
+
+/** One axis of a sweep's grid: the values one param takes, each checked against its stage's schema. */
+export interface GridAxis {
+  /** "entry.param" or "entry.param.field", as written. */
+  key: string;
+  entry: string;
+  /** The param path below the entry's params: ["learningRate"]. */
+  path: string[];
+  values: unknown[];
+}
+
+export interface ResolvedSweep {
+  /** Config axes first (in the config's order), then `--grid` axes; a `--grid` axis replaces the config's axis of the same key in place. */
+  grid: GridAxis[];
+  /** The config's `sweep.seeds`, if any (`--seeds` overrides it in @graft/sweep). */
+  seeds?: number[];
+}
+
+/** A `--grid entry.param=[...]` axis already parsed (by @graft/sweep); `source` is the flag as typed, for messages. */
+export interface GridOverride {
+  source: string;
+  key: string;
+  values: unknown[];
 }
 
 /** A problem with its JSON path (or the flag, e.g. `--set`, that caused it). */
@@ -108,6 +154,8 @@ export interface ConfigOverrides {
   seed?: number;
   /** `--backend`. */
   backend?: string;
+  /** `--grid` axes: they extend the config's `sweep.grid`, replacing an axis of the same key. */
+  grid?: GridOverride[];
 }
 
 /**
@@ -365,13 +413,117 @@ export function resolveConfig(raw: unknown, registry: StageRegistry, source: str
   }
 
   const order = topologicalOrder(entries, problems);
+  const sweep = resolveSweep(written.sweep, overrides.grid ?? [], writtenEntries, registry, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
   return {
     name: written.name ?? source.replace(/^.*\//, '').replace(/\.json$/, ''),
     backend: (overrides.backend ?? written.backend ?? 'auto') as BackendRequest,
     ...(globalSeed === undefined ? {} : { seed: globalSeed }),
     entries: order.map((name) => entries.get(name)!),
+    ...(sweep ? { sweep } : {}),
   };
+}
+
+/**
+ * The config's `sweep` section merged with the `--grid` axes, every axis checked: the key
+ * names an entry and a param of its stage (not `seed`: seeds are their own axis), the list
+ * is not empty, and every value is one the param's schema accepts (checked against the
+ * entry's params as written, after --set, so a value fails only for its own sake).
+ * Problems name `sweep.grid["entry.param"][i]` or the `--grid` flag.
+ */
+function resolveSweep(
+  written: z.output<typeof sweepSchema> | undefined,
+  flags: readonly GridOverride[],
+  entries: ReadonlyMap<string, WrittenEntry>,
+  registry: StageRegistry,
+  problems: ConfigProblem[],
+): ResolvedSweep | undefined {
+  if (written === undefined && flags.length === 0) return undefined;
+  const axes = new Map<string, GridAxis>();
+  const check = (key: string, values: unknown[], where: (index?: number) => string): void => {
+    const before = problems.length;
+    const axis = gridAxis(key, values, where, entries, registry, problems);
+    if (problems.length === before && axis) axes.set(key, axis);
+    else axes.delete(key);
+  };
+  for (const [key, values] of Object.entries(written?.grid ?? {})) {
+    check(key, values, (index) => `sweep.grid[${JSON.stringify(key)}]${index === undefined ? '' : `[${index}]`}`);
+  }
+  for (const flag of flags) check(flag.key, flag.values, (index) => (index === undefined ? flag.source : `${flag.source} (value ${index + 1})`));
+  const grid = [...axes.values()];
+  const runs = grid.reduce((n, axis) => n * axis.values.length, 1) * (written?.seeds?.length ?? 1);
+  if (runs > MAX_SWEEP_RUNS) {
+    problems.push({ path: 'sweep', message: `the grid and seeds make ${runs} runs, more than the ${MAX_SWEEP_RUNS} one sweep may plan; split it into several sweeps` });
+  }
+  return { grid, ...(written?.seeds ? { seeds: [...written.seeds] } : {}) };
+}
+
+function gridAxis(
+  key: string,
+  values: unknown[],
+  where: (index?: number) => string,
+  entries: ReadonlyMap<string, WrittenEntry>,
+  registry: StageRegistry,
+  problems: ConfigProblem[],
+): GridAxis | undefined {
+  const [entryName, ...path] = key.split('.');
+  if (!entryName || path.length === 0 || path.some((segment) => segment === '')) {
+    problems.push({ path: where(), message: `a grid axis is named entry.param (e.g. "phase-two.learningRate"), got ${JSON.stringify(key)}` });
+    return undefined;
+  }
+  const entry = entries.get(entryName);
+  if (!entry) {
+    problems.push({ path: where(), message: `no entry named "${entryName}"; entries: ${[...entries.keys()].join(', ')}` });
+    return undefined;
+  }
+  const stage = registry.get(entry.stage);
+  // An unknown stage is reported on its entry; there is no schema to check the axis against.
+  if (!stage) return undefined;
+  const pathProblem = paramPathProblem(stage, entryName, path);
+  if (pathProblem) {
+    problems.push({ path: where(), message: pathProblem.replace('set the whole value, e.g. --set ', 'vary the whole value, e.g. --grid ').replace('=<JSON value>', '=[<JSON values>]') });
+    return undefined;
+  }
+  if (path.length === 1 && path[0] === 'seed') {
+    problems.push({ path: where(), message: 'seeds are an axis of their own: list them in sweep.seeds or pass --seeds 0,1,2 instead of a grid over the seed param' });
+    return undefined;
+  }
+  if (values.length === 0) {
+    problems.push({ path: where(), message: 'lists no values; a grid axis needs at least one (e.g. [1e-4, 3e-4])' });
+    return undefined;
+  }
+  if (values.length > MAX_GRID_VALUES) {
+    problems.push({ path: where(), message: `lists ${values.length} values, more than the ${MAX_GRID_VALUES} a grid axis may take` });
+    return undefined;
+  }
+  const paramPath = formatJsonPath(path);
+  const seen = new Map<string, number>();
+  values.forEach((value, index) => {
+    const canonical = canonicalJson(value);
+    if (seen.has(canonical)) {
+      problems.push({ path: where(index), message: `repeats ${canonical} (value ${seen.get(canonical)! + 1}); list each value once` });
+      return;
+    }
+    seen.set(canonical, index);
+    const params = structuredClone(entry.params ?? {}) as Record<string, unknown>;
+    let target = params;
+    for (const segment of path.slice(0, -1)) {
+      const next = Object.hasOwn(target, segment) ? target[segment] : undefined;
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) target[segment] = {};
+      target = target[segment] as Record<string, unknown>;
+    }
+    target[path[path.length - 1]!] = value;
+    const parsed = stage.params.safeParse(params);
+    if (parsed.success) return;
+    // Only the issues about this param: the entry's other params are reported on the entry itself.
+    for (const issue of parsed.error.issues) {
+      const at = formatJsonPath(issue.path);
+      if (at === paramPath || at.startsWith(`${paramPath}.`) || at.startsWith(`${paramPath}[`)) {
+        problems.push({ path: where(index), message: `${JSON.stringify(value)} is not a valid ${key}: ${issue.message}` });
+      }
+    }
+  });
+  return { key, entry: entryName, path, values: [...values] };
 }
 
 /** Kahn's algorithm in config order; reports every cycle member once. */

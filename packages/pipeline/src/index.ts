@@ -1,7 +1,7 @@
-export { ConfigError, entriesFor, parseOverrideValue, pipelineJsonSchema, readConfigFile, resolveConfig } from './config.ts';
-export type { ConfigOverrides, ConfigProblem, ResolvedConfig, ResolvedEntry, StageRegistry, WrittenConfig } from './config.ts';
-export { keySpecFor, runPipeline, summariseMetrics } from './runner.ts';
-export type { RunOptions, SharedArtifacts } from './runner.ts';
+export { ConfigError, MAX_GRID_VALUES, MAX_SWEEP_RUNS, entriesFor, parseOverrideValue, pipelineJsonSchema, readConfigFile, resolveConfig } from './config.ts';
+export type { ConfigOverrides, ConfigProblem, GridAxis, GridOverride, ResolvedConfig, ResolvedEntry, ResolvedSweep, StageRegistry, WrittenConfig } from './config.ts';
+export { keySpecFor, materialiseEntry, openInputArtifact, runPipeline, summariseMetrics } from './runner.ts';
+export type { EntryBuild, RunOptions, SharedArtifacts } from './runner.ts';
 export { GRAFT_VERSION } from './version.ts';
 export { PIPELINE_ERROR_CODES } from './error-codes.ts';
 export type { PipelineErrorCode } from './error-codes.ts';

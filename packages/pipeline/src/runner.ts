@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { ArtifactStore, CorruptArtifactError, computeKey } from '@graft/artifacts';
-import { GraftError, isGraftError, type SelectedBackend, type InputArtifact, type ProgressReporter, type StageDefinition } from '@graft/core';
+import { GraftError, isGraftError, type BackendRequest, type SelectedBackend, type InputArtifact, type ProgressReporter, type StageDefinition } from '@graft/core';
 import type { Logger } from 'pino';
 import { entriesFor, type ResolvedConfig, type StageRegistry } from './config.ts';
 import { writeRunRecord, type RunRecord, type StageRunRecord } from '@graft/runs';
@@ -36,6 +36,8 @@ export interface RunOptions {
    * most once per run, before the first such stage builds; its answer goes to every one.
    */
   selectBackend?: (requested: string, logger: Logger) => Promise<SelectedBackend>;
+  /** This run is one of a sweep's (@graft/sweep): recorded in run.json, so `graft compare sweep:<id>` finds it. */
+  sweep?: RunRecord['sweep'];
 }
 
 /** What the runner needs of a remote (the CLI adapts @graft/remote's ArtifactRemote to it). */
@@ -99,6 +101,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
     configName: config.name,
     config,
     ...(config.seed === undefined ? {} : { seed: config.seed }),
+    ...(options.sweep ? { sweep: options.sweep } : {}),
     backend: { requested: config.backend },
     ...(gitCommit() ? { gitCommit: gitCommit()! } : {}),
     versions: { graft: GRAFT_VERSION, node: process.version },
@@ -128,29 +131,23 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       const forced = options.force === true && (target === 'all' || target === entry.name);
       const started = performance.now();
       const log = logger.child({ entry: entry.name, stage: stage.name, key: key.slice(0, 12) });
-
-      let artifact = forced ? undefined : await openCached(store, stage, key, log, options.rebuildCorrupt ?? true);
-      let pulled = false;
-      let remoteCorrupt = false;
-      if (!artifact && !forced && options.remote) {
-        ({ artifact, remoteCorrupt } = await pullShared(options.remote, stage.name, key, log));
-        pulled = artifact !== undefined;
-      }
-      let cached = artifact !== undefined;
-      if (artifact) {
-        log.info(pulled ? `${entry.name}: pulled ${key.slice(0, 12)} from ${options.remote!.url}` : `${entry.name}: cache hit ${key.slice(0, 12)}`);
-      } else {
-        const outcome = await buildEntry(options, stage, entry.name, entry.params, inputs, key, spec.sources, forced, log, selectBackend);
-        artifact = outcome.artifact;
-        // Reusing what another process built while we waited is a hit: this run built nothing,
-        // and `latest~N` / `compare` must not count it as an experiment or show the other run's time.
-        cached = outcome.reused;
-      }
-      if (options.remote) {
-        // A rebuilt key replaces the remote's copy (corrupt, or what --force distrusted).
-        const outcome = await options.remote.push(stage.name, key, { overwrite: remoteCorrupt || forced });
-        if (outcome === 'uploaded') log.info(`${entry.name}: pushed ${key.slice(0, 12)} to ${options.remote.url}`);
-      }
+      const { artifact, cached, pulled } = await materialiseEntry({
+        store,
+        stage,
+        entryName: entry.name,
+        params: entry.params,
+        inputs,
+        key,
+        sources: spec.sources,
+        force: forced,
+        logger: log,
+        createProgress: options.createProgress,
+        resume: options.resume ?? true,
+        rebuildCorrupt: options.rebuildCorrupt ?? true,
+        backend: config.backend,
+        selectBackend,
+        ...(options.remote ? { remote: options.remote } : {}),
+      });
       const durationMs = Math.round(performance.now() - started);
       built.set(entry.name, artifact);
       record.stages[entry.name] = {
@@ -214,19 +211,85 @@ async function openCached(store: ArtifactStore, stage: StageDefinition, key: str
   }
 }
 
-async function buildEntry(
-  options: RunOptions,
+/** One entry to materialise: what the runner knows about it once its inputs exist. */
+export interface EntryBuild {
+  store: ArtifactStore;
+  stage: StageDefinition;
+  /** The config's name for it, for log lines and error messages. */
+  entryName: string;
+  /** Params as resolved (the stage's defaults filled in), exactly as hashed into the key. */
+  params: Record<string, unknown>;
+  /** Slot -> the verified upstream artifact. */
+  inputs: Record<string, InputArtifact>;
+  /** computeKey(await keySpecFor(stage, params, input keys)). */
+  key: string;
+  /** The key spec's `sources` (the stage's fingerprint), recorded in the manifest. */
+  sources: unknown;
+  /** Build even if the key exists (the old artifact stays until the new one replaces it). */
+  force: boolean;
+  /** Already bound to the entry (entry, stage, key fields). */
+  logger: Logger;
+  createProgress: (entry: string) => ProgressReporter;
+  resume: boolean;
+  rebuildCorrupt: boolean;
+  /** The config's backend request, handed to the stage. */
+  backend: BackendRequest;
+  /** Called only when the stage computes and must build. */
+  selectBackend: (log: Logger) => Promise<SelectedBackend>;
+  remote?: SharedArtifacts;
+}
+
+/**
+ * Makes one entry's artifact exist in the store: a verified cache hit, else a pull from the
+ * remote, else a build (under the key's lock; what another process published meanwhile is
+ * reused as a hit); then, with a remote, makes sure the remote has it. The one place the
+ * runner and @graft/sweep's unit executor decide hit, pull or build, so both record the same.
+ * `cached` is true when this call built nothing.
+ */
+export async function materialiseEntry(build: EntryBuild): Promise<{ artifact: InputArtifact; cached: boolean; pulled: boolean }> {
+  const { store, stage, entryName, key, logger: log, remote, force } = build;
+  let artifact = force ? undefined : await openCached(store, stage, key, log, build.rebuildCorrupt);
+  let pulled = false;
+  let remoteCorrupt = false;
+  if (!artifact && !force && remote) {
+    ({ artifact, remoteCorrupt } = await pullShared(remote, stage.name, key, log));
+    pulled = artifact !== undefined;
+  }
+  let cached = artifact !== undefined;
+  if (artifact) {
+    log.info(pulled ? `${entryName}: pulled ${key.slice(0, 12)} from ${remote!.url}` : `${entryName}: cache hit ${key.slice(0, 12)}`);
+  } else {
+    const outcome = await buildEntry(build);
+    artifact = outcome.artifact;
+    // Reusing what another process built while we waited is a hit: this run built nothing,
+    // and `latest~N` / `compare` must not count it as an experiment or show the other run's time.
+    cached = outcome.reused;
+  }
+  if (remote) {
+    // A rebuilt key replaces the remote's copy (corrupt, or what --force distrusted).
+    const outcome = await remote.push(stage.name, key, { overwrite: remoteCorrupt || force });
+    if (outcome === 'uploaded') log.info(`${entryName}: pushed ${key.slice(0, 12)} to ${remote.url}`);
+  }
+  return { artifact, cached, pulled };
+}
+
+/**
+ * An input that must already exist: from the store (verified), else pulled from the remote.
+ * Undefined when neither has it. A corrupt local copy is discarded (rebuildCorrupt) or fatal.
+ */
+export async function openInputArtifact(
+  store: ArtifactStore,
   stage: StageDefinition,
-  entryName: string,
-  params: Record<string, unknown>,
-  inputs: Record<string, InputArtifact>,
   key: string,
-  sources: unknown,
-  forced: boolean,
-  log: Logger,
-  selectBackend: (log: Logger) => Promise<SelectedBackend>,
-): Promise<{ artifact: InputArtifact; reused: boolean }> {
-  const { store } = options;
+  options: { logger: Logger; rebuildCorrupt: boolean; remote?: SharedArtifacts },
+): Promise<InputArtifact | undefined> {
+  const local = await openCached(store, stage, key, options.logger, options.rebuildCorrupt);
+  if (local || !options.remote) return local;
+  return (await pullShared(options.remote, stage.name, key, options.logger)).artifact;
+}
+
+async function buildEntry(build: EntryBuild): Promise<{ artifact: InputArtifact; reused: boolean }> {
+  const { store, stage, entryName, params, inputs, key, sources, force: forced, logger: log } = build;
   log.info(`${entryName}: building ${stage.name} ${key.slice(0, 12)}${forced ? ' (--force)' : ''}`);
   const pending = await store.begin(stage.name, key);
   // Another process may have published this key while we waited for its lock.
@@ -240,9 +303,9 @@ async function buildEntry(
   }
   // --force keeps the published artifact until the new one replaces it (publish with replace).
   const started = performance.now();
-  const progress = options.createProgress(entryName);
+  const progress = build.createProgress(entryName);
   try {
-    const compute = stage.compute ? await selectBackend(log) : undefined;
+    const compute = stage.compute ? await build.selectBackend(log) : undefined;
     const result = await stage.run({
       params: stage.params.parse(params),
       inputs,
@@ -251,9 +314,9 @@ async function buildEntry(
       outDir: pending.outDir,
       logger: log,
       progress,
-      backend: options.config.backend,
+      backend: build.backend,
       checkpointDir: pending.checkpointDir,
-      resume: options.resume ?? true,
+      resume: build.resume,
     });
     progress.stop();
     const durationMs = Math.round(performance.now() - started);

@@ -7,6 +7,7 @@ export {
   RUNS_DIR,
   RUN_LOG_FILE,
   RUN_RECORD_FILE,
+  SWEEPS_DIR,
   RUNS_ERROR_CODES,
   listRuns,
   newRunId,
@@ -21,3 +22,5 @@ export {
 export type { RunList, RunListWarning, RunsErrorCode } from './store.ts';
 export { RUN_STATUSES, runRecordSchema, stageRunRecordSchema } from './record.ts';
 export type { CurvePoint, RunRecord, StageRunRecord } from './record.ts';
+export { describeSweep, listSweepIds, readSweepRecord, resolveSweepRef, sweepRecordPath, sweepRecordSchema, sweepRunSchema, sweepsDir, writeSweepRecord } from './sweep-record.ts';
+export type { SweepRecord, SweepRun } from './sweep-record.ts';

@@ -48,6 +48,8 @@ export const runRecordSchema = z.looseObject({
   /** The resolved config (defaults filled in, --set/--seed applied). */
   config: z.unknown(),
   seed: z.number().optional(),
+  /** Set when the run is one of a sweep's (`graft run --grid/--seeds`): the sweep, the run's place in it and its grid values. */
+  sweep: z.looseObject({ id: z.string(), index: z.number().int().min(0), params: z.record(z.string(), z.unknown()) }).optional(),
   backend: z.looseObject({ requested: z.string(), used: z.string().optional() }),
   gitCommit: z.string().optional(),
   versions: z.looseObject({ graft: z.string(), node: z.string(), tfjs: z.string().optional() }),

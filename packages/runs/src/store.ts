@@ -16,6 +16,8 @@ import { runRecordSchema, type RunRecord } from './record.ts';
 export const RUNS_DIR = 'runs';
 export const RUN_RECORD_FILE = 'run.json';
 export const RUN_LOG_FILE = 'log.ndjson';
+/** Sweep records live in runs/sweeps/ (sweep-record.ts); declared here so no run is ever named so. */
+export const SWEEPS_DIR = 'sweeps';
 
 export const RUNS_ERROR_CODES = {
   /** The runs directory exists but cannot be listed. */
@@ -30,6 +32,8 @@ export const RUNS_ERROR_CODES = {
   ambiguous: 'RUN_AMBIGUOUS',
   /** A ref that names a run whose run.json is unusable. */
   unreadable: 'RUN_UNREADABLE',
+  /** A sweep id that is not lower-case hex. */
+  badSweepId: 'SWEEP_BAD_ID',
 } as const;
 export type RunsErrorCode = ErrorCodeOf<typeof RUNS_ERROR_CODES>;
 
@@ -47,7 +51,7 @@ export function runsDir(storeRoot: string): string {
 }
 
 export function runDir(storeRoot: string, runId: string): string {
-  if (!RUN_ID.test(runId)) {
+  if (!RUN_ID.test(runId) || runId === SWEEPS_DIR) {
     throw new GraftError(RUNS_ERROR_CODES.badRunId, `Invalid run id ${JSON.stringify(runId)}: run ids are one path segment of letters, digits, '-', '_' and '.' (newRunId() makes them).`);
   }
   return join(runsDir(storeRoot), runId);
@@ -97,7 +101,8 @@ export async function listRuns(storeRoot: string): Promise<RunList> {
   const warnings: RunListWarning[] = [];
   let names: string[];
   try {
-    names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
+    // runs/sweeps/ holds sweep records (sweep-record.ts), not a run.
+    names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.') && d.name !== SWEEPS_DIR).map((d) => d.name);
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return withWarnings([], warnings);
     throw new GraftError(RUNS_ERROR_CODES.listFailed, `Cannot list runs: ${describeSystemError(error, dir)}.`, { cause: error });
