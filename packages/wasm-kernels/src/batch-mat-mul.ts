@@ -3,6 +3,7 @@ import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { WASM, copyRows, heapF32, markAsGraftKernel, stockKernel, view } from './wasm-backend.ts';
 import type { WasmKernelFunc } from './wasm-backend.ts';
+import { gemmFor, sparseProduct } from './gemm.ts';
 
 /*
  * The stock wasm BatchMatMul hands the product to XNNPACK only when neither operand is
@@ -12,10 +13,43 @@ import type { WasmKernelFunc } from './wasm-backend.ts';
  * the wasm Transpose kernel (a copy costs far less than the slow multiply), a batch that
  * multiplies one shared right operand is folded into the rows, and other batches run as
  * one fast 2-D product per batch entry.
+ *
+ * Large single products (the fc1 products of a training step) go to graft's own GEMM
+ * instead (gemm.ts), which skips the zeros dropout and ReLU leave in the left operand and
+ * gives XNNPACK's result bit for bit.
  */
 
 /** Below this many multiply-adds per batch entry, per-entry calls cost more than the slow loop saves. */
 const MIN_WORK_PER_ENTRY = 32 * 32 * 32;
+
+/**
+ * Products of at least this many multiply-adds (batch 1) go to graft's zero-skipping GEMM
+ * (gemm.ts) when the runtime has wasm SIMD: the fc1 products of a training step (~216M
+ * each). Smaller ones (the head's) cost more in scratch set-up than skipping saves.
+ */
+export const sparseGemm = { enabled: true, minWork: 1 << 20 };
+
+/** Switches graft's zero-skipping GEMM on or off (benchmarks and tests compare it with XNNPACK). */
+export function setGemmKernels(on: boolean): void {
+  sparseGemm.enabled = on;
+}
+
+/** op(A)·op(B) on graft's GEMM, or null when it does not take this case. */
+function trySparse(
+  backend: BackendWasm,
+  a: TensorInfo,
+  b: TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  d: Dims,
+  epilogue: { bias?: TensorInfo; relu?: boolean } = {},
+): TensorInfo | null {
+  const { batch, m, k, n } = d;
+  if (!sparseGemm.enabled || batch !== 1 || m * k * n < sparseGemm.minWork) return null;
+  const gemm = gemmFor(backend);
+  if (gemm === null) return null;
+  return sparseProduct(backend, gemm, { a, transposeA, b, transposeB, m, k, n, ...epilogue });
+}
 
 type Dims = { batchA: number; batchB: number; batch: number; m: number; k: number; n: number };
 
@@ -139,8 +173,11 @@ function batchMatMulConfig(): KernelConfig {
     const reused = seenAsRight.has(b.dataId);
     seenAsRight.add(b.dataId);
 
+    const sparse = trySparse(backend, a, b, transposeA, transposeB, d);
     let out: TensorInfo;
-    if (batch === 1 && chooseTransposed(transposeA, transposeB, reused, d)) {
+    if (sparse !== null) {
+      out = sparse;
+    } else if (batch === 1 && chooseTransposed(transposeA, transposeB, reused, d)) {
       const bT = untransposed(backend, b, 1, n, k, !transposeB);
       const aT = untransposed(backend, a, 1, k, m, !transposeA);
       let outT: TensorInfo;
@@ -178,8 +215,20 @@ function batchMatMulConfig(): KernelConfig {
 }
 
 /**
- * _FusedMatMul (tf.fused.matMul, used by tfjs-layers' Dense) gets rank-3 operands. Only
- * the cases the stock fast path computes the same way are rerouted: transposed operands
+ * A bias graft's GEMM can start its sums from: float32, one value per column, no -0 (a sum
+ * starting at -0 may end at -0 or +0 depending on the terms it skips; see gemm.ts).
+ */
+function usableBias(backend: BackendWasm, bias: TensorInfo, n: number): boolean {
+  if (bias.dtype !== 'float32' || util.sizeFromShape(bias.shape) !== n) return false;
+  const values = heapF32(backend, bias);
+  for (let j = 0; j < n; j++) if (values[j] === 0 && Object.is(values[j], -0)) return false;
+  return true;
+}
+
+/**
+ * _FusedMatMul (tf.fused.matMul, used by tfjs-layers' Dense) gets rank-3 operands. Large
+ * single products with a per-column bias and ReLU or no activation go to graft's GEMM
+ * (the frozen base of phase two). Otherwise only the cases the stock fast path computes the same way are rerouted: transposed operands
  * with batch 1 (or a batched left operand over a shared right one), a bias of one value
  * per output column or none. The stock slow loop indexes a bias by the flat output
  * position clamped to its length, so it is kept for the shapes that rely on that.
@@ -195,12 +244,24 @@ function fusedMatMulConfig(): KernelConfig {
     const bias = inputs['bias'];
     const transposeA = attrs?.['transposeA'] === true;
     const transposeB = attrs?.['transposeB'] === true;
-    if (!transposeA && !transposeB) return stockFunc(args);
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 3 || b.shape.length !== 3) {
       return stockFunc(args);
     }
     const d = dims(a, b, transposeA, transposeB);
     const { batchA, batchB, m, k, n } = d;
+    const activation = attrs?.['activation'] ?? 'linear';
+    if (
+      (activation === 'linear' || activation === 'relu') &&
+      inputs['preluActivationWeights'] === undefined &&
+      (bias === undefined || usableBias(backend, bias, n))
+    ) {
+      const out = trySparse(backend, a, b, transposeA, transposeB, d, { bias, relu: activation === 'relu' });
+      if (out !== null) {
+        out.shape = [1, m, n];
+        return out;
+      }
+    }
+    if (!transposeA && !transposeB) return stockFunc(args);
     if (batchB !== 1 || (bias !== undefined && util.sizeFromShape(bias.shape) !== n)) return stockFunc(args);
 
     const a3 = untransposed(backend, a, batchA, m, k, transposeA);

@@ -5,3 +5,5 @@ export { TFJS_VERSION, assertTfjsVersion, registerWasmTrainingKernels, wasmTrain
 export { WasmKernelError } from './wasm-backend.ts';
 export { FusedAdam, checkState, sumOfSquaresWasm } from './fused-adam.ts';
 export type { AdamConfig, AdamState, TrainingOptimizer } from './fused-adam.ts';
+export { setGemmKernels } from './batch-mat-mul.ts';
+export { gemmStats } from './gemm.ts';

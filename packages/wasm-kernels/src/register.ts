@@ -47,7 +47,8 @@ const KERNELS: Record<string, () => KernelConfig> = {
  * train on wasm (DESIGN.md §5):
  * - Conv2DBackpropFilter, missing from the backend (conv layers could not train);
  * - BatchMatMul and _FusedMatMul, whose transposed and batched cases otherwise take a
- *   scalar loop ~15x slower than the XNNPACK path (every dense backward pass);
+ *   scalar loop ~15x slower than the XNNPACK path (every dense backward pass), and whose
+ *   large products skip the left operand's zeros (gemm.ts), bit for bit XNNPACK's result;
  * - MaxPoolGrad, whose stock version re-searches every window once per input pixel;
  * - Identity, same-dtype Cast and leading-axes Sum, which copy or transpose whole
  *   buffers where sharing or a row sum will do.

