@@ -3,6 +3,7 @@ import yargs, { type Argv } from 'yargs';
 import { registerArtifactCommands } from './commands/artifacts.ts';
 import { registerBenchCommand } from './commands/bench.ts';
 import { registerCompareCommands } from './commands/compare.ts';
+import { registerQueueCommands } from './commands/queue.ts';
 import { registerReportCommands, registerUiCommand } from './commands/report.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerSchemaCommand } from './commands/schema.ts';
@@ -46,6 +47,7 @@ export async function main(args: string[]): Promise<number> {
   registerUiCommand(cli);
   registerSchemaCommand(cli);
   registerBenchCommand(cli);
+  registerQueueCommands(cli);
   try {
     await cli.parseAsync();
   } catch (error) {

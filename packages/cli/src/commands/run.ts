@@ -117,7 +117,8 @@ function assertWritable(root: string): void {
   }
 }
 
-function parseSeeds(text: string): number[] {
+/** `--seeds 0,1,2` (also read by `graft sweep`). */
+export function parseSeeds(text: string): number[] {
   const seeds = text.split(',').map((part) => part.trim());
   const bad = seeds.filter((s) => !/^\d+$/.test(s));
   if (seeds.length === 0 || bad.length > 0) {

@@ -1,0 +1,180 @@
+/**
+ * Sweeps across machines, black-box (issue #12 "done when"): a real redis-server and a real
+ * S3 API server (s3rver) on loopback, `graft sweep --queue` queueing 2 seeds x 2 phase-two
+ * learning rates (4 runs, 10 unique builds) of a small slice of real MNIST, two
+ * `graft worker` processes with separate stores sharing one remote, one of them killed with
+ * SIGKILL in the middle of a phase-one training. The other takes its job over (BullMQ's
+ * stalled-job recovery) and the sweep completes; the run records of both stores show every
+ * artifact built exactly once; a third, empty store pulls every key and verifies.
+ */
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeIdxSlice } from '@graft/data';
+import { REDIS_SERVER_MISSING, freePort, startRedisServer, type TestRedisServer } from '@graft/queue/test-redis-server';
+import { startS3Server, type TestS3Server } from '@graft/remote/test-s3-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MNIST_DIR, graft, lastJson, plainLines, startGraft, waitFor, type GraftResult, type RunningGraft } from './test-support.ts';
+
+let redis: TestRedisServer;
+let s3: TestS3Server;
+let work: string;
+const running: RunningGraft[] = [];
+
+const env = (): Record<string, string> => ({ ...s3.env, AWS_ENDPOINT_URL: s3.endpoint, GRAFT_QUEUE: '' });
+const g = (args: string[]): Promise<GraftResult> => graft(args, work, env());
+const remote = (): string => `s3://${s3.bucket}/sweep`;
+
+/** A worker with fast lock expiry and stalled checks, so a killed worker's job comes back within seconds. */
+function startWorker(store: string): RunningGraft {
+  const worker = startGraft(
+    ['worker', '--queue', redis.url, '--remote', remote(), '--artifacts', join(work, store), '--exit-when-idle', '--idle-seconds', '3', '--lock-duration', '4', '--stalled-interval', '2'],
+    work,
+    env(),
+  );
+  running.push(worker);
+  return worker;
+}
+
+async function status(sweepId: string): Promise<any> {
+  const result = await g(['sweep', 'status', sweepId, '--queue', redis.url, '--json']);
+  expect(result.code, result.stderr).toBe(0);
+  return lastJson(result.stdout);
+}
+
+/** Every stage record of every run.json in a store, with the store's name. */
+async function stageRecords(store: string): Promise<Array<{ store: string; stage: string; key: string; cached: boolean; pulled: boolean; status: string }>> {
+  const runs = join(work, store, 'runs');
+  const records = [];
+  for (const name of await readdir(runs)) {
+    const record = JSON.parse(await readFile(join(runs, name, 'run.json'), 'utf8'));
+    for (const stage of Object.values(record.stages) as any[]) records.push({ store, stage: stage.stage, key: stage.key, cached: stage.cached, pulled: stage.pulled === true, status: record.status });
+  }
+  return records;
+}
+
+beforeAll(async () => {
+  if (REDIS_SERVER_MISSING) return;
+  [redis, s3] = await Promise.all([startRedisServer(), startS3Server()]);
+  work = await mkdtemp(join(tmpdir(), 'graft-queue-e2e-'));
+  await writeIdxSlice(MNIST_DIR, join(work, 'idx'), 600, 200);
+  // Phase one: 8 epochs of 4 batches (several seconds here), long enough to kill a worker in the middle of it.
+  const config = {
+    name: 'queue-e2e',
+    backend: 'wasm',
+    entries: {
+      ingest: { stage: 'ingest', params: { source: join(work, 'idx'), validationSize: 100 } },
+      split: { stage: 'split', inputs: { data: 'ingest' } },
+      'phase-one': { stage: 'phase-one', inputs: { data: 'split' }, params: { epochs: 8, evalEvery: 2 } },
+      transplant: { stage: 'transplant', inputs: { model: 'phase-one', data: 'split' } },
+      'phase-two': { stage: 'phase-two', inputs: { model: 'transplant', data: 'split' }, params: { epochs: 1, batchesPerEpoch: 3, evalEvery: 2 } },
+    },
+  };
+  await writeFile(join(work, 'sweep.json'), JSON.stringify(config));
+});
+
+afterAll(async () => {
+  await Promise.all(running.map((r) => r.kill9()));
+  await Promise.all([redis?.stop(), s3?.stop()]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe.skipIf(REDIS_SERVER_MISSING !== undefined)('graft sweep --queue / graft worker', () => {
+  it('two workers with separate stores complete a 4-run sweep through one remote, one of them killed -9 mid-training; every artifact is built once', async () => {
+    const submit = await g(['sweep', 'all', '-c', 'sweep.json', '--seeds', '0,1', '--grid', 'phase-two.learningRate=[0.0001,0.0003]', '--queue', redis.url, '--attempts', '2', '--backoff', '1', '--json']);
+    expect(submit.code, submit.stderr).toBe(0);
+    const { sweepId, runs, units, queued } = lastJson(submit.stdout);
+    expect({ runs, units, queued }).toEqual({ runs: 4, units: 10, queued: 1 });
+
+    const first = startWorker('a');
+    const second = startWorker('b');
+    const victimPid = first.child.pid!;
+    // Kill the first worker once it is some steps into a phase-one training.
+    const victim = await waitFor(
+      async () => {
+        if (first.child.exitCode !== null) throw new Error(`worker a exited early:\n${first.output().stderr.slice(-3000)}`);
+        const s = await status(sweepId);
+        return s.units.find((u: any) => u.stage === 'phase-one' && u.state === 'active' && u.worker?.pid === victimPid && (u.progress?.done ?? 0) >= 2);
+      },
+      'worker a to be in the middle of a phase-one training',
+      240_000,
+      250,
+    );
+    await first.kill9();
+    expect((await first.exited).signal).toBe('SIGKILL');
+
+    // The second worker recovers the stalled job, finishes the sweep and exits when the queue is drained.
+    const exit = await waitFor(async () => (second.child.exitCode === null ? undefined : second.child.exitCode), 'worker b to drain the queue and exit', 400_000, 500);
+    expect(exit, second.output().stderr.slice(-4000)).toBe(0);
+
+    const final = await status(sweepId);
+    expect(final.finished).toBe(true);
+    expect(final.counts).toMatchObject({ done: 10, failed: 0, 'upstream-failed': 0, active: 0, queued: 0 });
+    const taken = final.units.find((u: any) => u.key === victim.key);
+    expect(taken.worker.pid, 'the killed worker\'s unit was finished by the other worker').toBe(second.child.pid);
+    expect(second.output().stderr).toContain(`took phase-one (phase-one ${victim.key.slice(0, 12)})`);
+
+    // Exactly one build of every key across both stores; the other store's copies were pulled.
+    const records = [...(await stageRecords('a')), ...(await stageRecords('b'))];
+    const builds = new Map<string, number>();
+    for (const r of records.filter((r) => !r.cached)) builds.set(`${r.stage}/${r.key}`, (builds.get(`${r.stage}/${r.key}`) ?? 0) + 1);
+    const allKeys = final.units.map((u: any) => `${u.stage}/${u.key}`).sort();
+    expect([...builds.keys()].sort()).toEqual(allKeys);
+    expect([...builds.values()].every((n) => n === 1), JSON.stringify([...builds])).toBe(true);
+    // Shared upstreams (ingest, split, each seed's phase one) appear once in the plan and were built once.
+    expect(final.units.filter((u: any) => u.stage === 'ingest' || u.stage === 'split')).toHaveLength(2);
+    expect(final.units.filter((u: any) => u.stage === 'phase-one').map((u: any) => u.seeds)).toEqual([[0], [1]]);
+    // The killed worker's record of the unit it was training shows it never finished there.
+    expect(records.some((r) => r.store === 'a' && r.key === victim.key)).toBe(false);
+
+    // A third, empty store pulls every key from the remote, and everything verifies.
+    const pull = await g(['artifacts', 'pull', ...final.units.map((u: any) => `${u.stage}/${u.key}`), '--remote', remote(), '--artifacts', join(work, 'c'), '--json']);
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(lastJson(pull.stdout).artifacts.map((a: any) => a.outcome)).toEqual(Array(10).fill('downloaded'));
+    const verify = await g(['artifacts', 'verify', '--artifacts', join(work, 'c')]);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+
+    // Status without an id lists the sweep, finished.
+    const list = await g(['sweep', 'status', '--queue', redis.url]);
+    expect(list.stdout).toMatch(new RegExp(`^${sweepId} .*4 run\\(s\\)  10 units: 10 done, .* finished$`, 'm'));
+  }, 900_000);
+
+  it('the human status names states, workers and outcomes', async () => {
+    const list = await g(['sweep', 'status', '--queue', redis.url, '--json']);
+    const { sweeps } = lastJson(list.stdout);
+    const text = await g(['sweep', 'status', sweeps[0].sweepId.slice(0, 6), '--queue', redis.url]);
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines[0]).toContain(`sweep ${sweeps[0].sweepId}  queue-e2e all  4 run(s)`);
+    expect(lines[2]).toMatch(/^STATE +STAGE +ENTRY +KEY +SEEDS +WORKER +SINCE$/);
+    expect(lines.slice(3).filter((l) => /^done +phase-two +phase-two +[0-9a-f]{12} +[01] +\S+#\d+ +\d\d:\d\d:\d\d +built$/.test(l))).toHaveLength(4);
+  });
+
+  it('bad input: a bad URL, an unreachable Redis, an unknown sweep, a bad option; each exits with what to fix', async () => {
+    const badUrl = await g(['sweep', 'all', '-c', 'sweep.json', '--queue', 'http://127.0.0.1:6379']);
+    expect(badUrl.code).toBe(2);
+    expect(plainLines(badUrl.stderr)).toEqual([expect.stringContaining('[QUEUE_BAD_URL] Invalid queue URL "http://127.0.0.1:6379": the scheme http:// is not supported')]);
+
+    const port = await freePort();
+    const started = Date.now();
+    const unreachable = await g(['worker', '--queue', `redis://127.0.0.1:${port}`, '--artifacts', join(work, 'x'), '--connect-timeout', '3']);
+    expect(unreachable.code).toBe(1);
+    expect(plainLines(unreachable.stderr)).toEqual([expect.stringContaining(`[QUEUE_UNREACHABLE] Cannot reach Redis at redis://127.0.0.1:${port}: the connection was refused`)]);
+    expect(Date.now() - started).toBeLessThan(30_000);
+
+    const unknown = await g(['sweep', 'status', 'feedbeef', '--queue', redis.url]);
+    expect(unknown.code).toBe(2);
+    expect(plainLines(unknown.stderr)).toEqual([expect.stringMatching(/\[QUEUE_UNKNOWN_SWEEP\] No sweep "feedbeef" on this queue\. Sweeps on this queue: [0-9a-f]+\.$/)]);
+
+    const noQueue = await g(['worker', '--artifacts', join(work, 'x')]);
+    expect(noQueue.code).toBe(2);
+    expect(plainLines(noQueue.stderr)).toEqual([expect.stringContaining('Name the queue: --queue redis://HOST:PORT (or set GRAFT_QUEUE)')]);
+
+    const zero = await g(['worker', '--queue', redis.url, '--concurrency', '0']);
+    expect(zero.code).toBe(2);
+    expect(plainLines(zero.stderr)).toEqual([expect.stringContaining('--concurrency takes a whole number from 1 up, got 0')]);
+
+    const badGrid = await g(['sweep', 'all', '-c', 'sweep.json', '--grid', 'phase-two.learningRate=[-1]', '--queue', redis.url]);
+    expect(badGrid.code).toBe(2);
+  });
+});
