@@ -53,10 +53,13 @@ const dy = tf.tensor2d(values(M * N, dyZeros, 0.01), [M, N]);
 const bias = tf.tensor1d(values(N, 0, 0.1));
 const wValues = values(K * N, 0, 0.1);
 
+// Phase two's frozen W: the same tensor every call (XNNPACK and graft keep its packing).
+const frozenW = tf.tensor2d(wValues, [K, N]);
 type Product = { name: string; run: (w: tf.Tensor2D) => tf.Tensor };
 const products: Product[] = [
   { name: 'forward X·W (BatchMatMul)', run: (w) => tf.matMul(x, w) },
   { name: 'forward X·W + bias, relu (_FusedMatMul)', run: (w) => tf.fused.matMul({ a: x, b: w, bias, activation: 'relu' }) },
+  { name: 'forward, frozen W (phase two)', run: () => tf.fused.matMul({ a: x, b: frozenW, bias, activation: 'relu' }) },
   { name: 'dX = dY·Wᵀ', run: (w) => tf.matMul(dy, w, false, true) },
   { name: 'dW = Xᵀ·dY', run: () => tf.matMul(x, dy, true, false) },
 ];

@@ -17,62 +17,83 @@ function each(count: number, line: (v: number) => string): string {
 }
 
 /**
- * `$rows<width>`: for every row r of A (rows > 0), the `width` columns of C starting at
- * byte address $c:
+ * `$rows<width>`, width 1 .. 32: for every row r of A (rows > 0), `width` columns of C:
  *   C[r, j] = epilogue(init + Σ_{t in row r's nonzeros} value_t · B[k_t, j])
  * Row r's nonzeros are the 8-byte entries [starts[r], starts[r+1]) of $nz: an i32 byte
- * offset of B's row k_t (k_t · B's row stride) and the f32 value A[r, k_t].
+ * offset of B's row k_t in the panel (k_t · 128) and the f32 value A[r, k_t].
+ * width = 4V + S: V four-lane accumulators, then S (0-3) scalar ones for the last columns.
+ * C[r, j] is stored at $c + r·$cRow + j·$cCol bytes: $cCol = 4 (rows of C, vector stores)
+ * or anything else (C written transposed, lane by lane).
  * $flags: 1 = start from the bias (at $bias, one value per column) instead of 0, 2 = ReLU.
- * A width of 1 is the scalar kernel for column counts that are not a multiple of 4.
  */
 function rowsKernel(width: number): string {
-  const scalar = width === 1;
-  const V = scalar ? 1 : width / 4; // accumulators
-  const T = scalar ? 'f32' : 'v128';
-  const load = (addr: string, offset: number) => (scalar ? `(f32.load offset=${offset} ${addr})` : `(v128.load offset=${offset * 16} ${addr})`);
-  const add = scalar ? 'f32.add' : 'f32x4.add';
-  const mul = scalar ? 'f32.mul' : 'f32x4.mul';
-  const zero = scalar ? '(f32.const 0)' : '(v128.const f32x4 0 0 0 0)';
-  const relu = (x: string) => (scalar ? `(select ${x} (f32.const 0) (f32.gt ${x} (f32.const 0)))` : `(f32x4.pmax (v128.const f32x4 0 0 0 0) ${x})`);
-  const store = (addr: string, v: number, x: string) => (scalar ? `(f32.store ${addr} ${x})` : `(v128.store offset=${v * 16} ${addr} ${x})`);
-  const splat = scalar ? '(f32.load offset=4 (local.get $p))' : '(v128.load32_splat offset=4 (local.get $p))';
+  const V = width >> 2;
+  const S = width & 3;
+  const vecs = (line: (v: number) => string) => each(V, line);
+  const scal = (line: (s: number) => string) => each(S, line);
+  const vOff = (v: number) => v * 16;
+  const sOff = (s: number) => V * 16 + s * 4;
+  const reluV = (x: string) => `(f32x4.pmax (v128.const f32x4 0 0 0 0) ${x})`;
+  const reluS = (x: string) => `(select ${x} (f32.const 0) (f32.gt ${x} (f32.const 0)))`;
   return `
-  (func $rows${width} (export "rows${width}")
-    (param $rows i32) (param $starts i32) (param $nz i32) (param $b i32) (param $c i32) (param $cStride i32) (param $bias i32) (param $flags i32)
-    (local $p i32) (local $end i32) (local $bp i32) (local $a ${T})
-${each(V, (v) => `    (local $acc${v} ${T})`)}
+  (func $rows${width} (type $rowsType)
+    (param $rows i32) (param $starts i32) (param $nz i32) (param $b i32) (param $c i32) (param $cRow i32) (param $cCol i32) (param $bias i32) (param $flags i32)
+    (local $p i32) (local $end i32) (local $bp i32) (local $a v128) (local $as f32)
+${vecs((v) => `    (local $acc${v} v128)`)}
+${scal((t) => `    (local $sacc${t} f32)`)}
     (loop $row
       (if (i32.and (local.get $flags) (i32.const 1))
         (then
-${each(V, (v) => `          (local.set $acc${v} ${load('(local.get $bias)', v)})`)})
+${vecs((v) => `          (local.set $acc${v} (v128.load offset=${vOff(v)} (local.get $bias)))`)}
+${scal((t) => `          (local.set $sacc${t} (f32.load offset=${sOff(t)} (local.get $bias)))`)}
+          (nop))
         (else
-${each(V, (v) => `          (local.set $acc${v} ${zero})`)}))
+${vecs((v) => `          (local.set $acc${v} (v128.const f32x4 0 0 0 0))`)}
+${scal((t) => `          (local.set $sacc${t} (f32.const 0))`)}
+          (nop)))
       (local.set $p (i32.add (local.get $nz) (i32.shl (i32.load (local.get $starts)) (i32.const 3))))
       (local.set $end (i32.add (local.get $nz) (i32.shl (i32.load offset=4 (local.get $starts)) (i32.const 3))))
       (if (i32.lt_u (local.get $p) (local.get $end))
         (then
           (loop $k
             ;; acc += a · B[k, j..]: one multiply, one add, in k order (no fused multiply-add)
-            (local.set $a ${splat})
             (local.set $bp (i32.add (local.get $b) (i32.load (local.get $p))))
-${each(V, (v) => `            (local.set $acc${v} (${add} (local.get $acc${v}) (${mul} (local.get $a) ${load('(local.get $bp)', v)})))`)}
+${V > 0 ? `            (local.set $a (v128.load32_splat offset=4 (local.get $p)))` : ''}
+${S > 0 ? `            (local.set $as (f32.load offset=4 (local.get $p)))` : ''}
+${vecs((v) => `            (local.set $acc${v} (f32x4.add (local.get $acc${v}) (f32x4.mul (local.get $a) (v128.load offset=${vOff(v)} (local.get $bp)))))`)}
+${scal((t) => `            (local.set $sacc${t} (f32.add (local.get $sacc${t}) (f32.mul (local.get $as) (f32.load offset=${sOff(t)} (local.get $bp)))))`)}
             (br_if $k (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 8))) (local.get $end))))))
       (if (i32.and (local.get $flags) (i32.const 2))
         (then
-${each(V, (v) => `          (local.set $acc${v} ${relu(`(local.get $acc${v})`)})`)}))
-${each(V, (v) => `      ${store('(local.get $c)', v, `(local.get $acc${v})`)}`)}
-      (local.set $c (i32.add (local.get $c) (local.get $cStride)))
+${vecs((v) => `          (local.set $acc${v} ${reluV(`(local.get $acc${v})`)})`)}
+${scal((t) => `          (local.set $sacc${t} ${reluS(`(local.get $sacc${t})`)})`)}
+          (nop)))
+      (if (i32.eq (local.get $cCol) (i32.const 4))
+        (then
+${vecs((v) => `          (v128.store offset=${vOff(v)} (local.get $c) (local.get $acc${v}))`)}
+${scal((t) => `          (f32.store offset=${sOff(t)} (local.get $c) (local.get $sacc${t}))`)}
+          (nop))
+        (else
+${vecs((v) => each(4, (l) => `          (f32.store (i32.add (local.get $c) (i32.mul (local.get $cCol) (i32.const ${4 * v + l}))) (f32x4.extract_lane ${l} (local.get $acc${v})))`))}
+${scal((t) => `          (f32.store (i32.add (local.get $c) (i32.mul (local.get $cCol) (i32.const ${4 * V + t}))) (local.get $sacc${t}))`)}
+          (nop)))
+      (local.set $c (i32.add (local.get $c) (local.get $cRow)))
       (local.set $starts (i32.add (local.get $starts) (i32.const 4)))
       (br_if $row (local.tee $rows (i32.sub (local.get $rows) (i32.const 1))))))
 `;
 }
 
-/** Column-block widths, widest first; C's columns are covered greedily by them. */
-export const BLOCK_WIDTHS = [32, 16, 4, 1] as const;
+/** The panel width: C's columns go 32 at a time, then one kernel of the remaining width. */
+const PANEL = 32;
+const WIDTHS = Array.from({ length: PANEL }, (_, i) => i + 1);
 
 export const GEMM_SIMD_WAT = String.raw`;; A·B with A's exact zeros skipped, on the tfjs wasm backend's memory (imported).
 (module
   (import "env" "memory" (memory 0))
+  (type $rowsType (func (param i32 i32 i32 i32 i32 i32 i32 i32 i32)))
+  ;; $rows<w> at index w, for the last columns of C whatever their count
+  (table ${PANEL + 1} funcref)
+  (elem (i32.const 1) ${WIDTHS.map((w) => `$rows${w}`).join(' ')})
 
   ;; The nonzeros of A, one row of the product at a time. Row r of the product reads
   ;; A[r*rowStep + c*colStep] for c = 0 .. cols-1 (byte strides, so a column of A works
@@ -107,7 +128,7 @@ export const GEMM_SIMD_WAT = String.raw`;; A·B with A's exact zeros skipped, on
           (i32.shr_u (i32.sub (local.get $out) (local.get $nz)) (i32.const 3)))
         (br_if $row (i32.lt_u (local.get $r) (local.get $rows)))))
     (i32.shr_u (i32.sub (local.get $out) (local.get $nz)) (i32.const 3)))
-${BLOCK_WIDTHS.map(rowsKernel).join('')}
+${WIDTHS.map(rowsKernel).join('')}
   ;; B [k×n] (element (r, j) at $b + r·$rowStep + j·$colStep bytes, so a transposed B
   ;; is packed as easily) copied into panels of 32 columns: panel p holds B[r, 32p + i]
   ;; at $dst + p·k·128 + r·128 + 4i, every row of a panel in one 128-byte run, so the
@@ -145,27 +166,29 @@ ${each(8, (v) => `                (v128.store offset=${v * 16} (local.get $dst) 
         (local.set $j (i32.add (local.get $j) (i32.const 32)))
         (br $panel))))
 
-  ;; C[rows × n] (row stride $cStride bytes) = epilogue(init + A·B) over every column, B
-  ;; packed by $pack ($nz offsets are r·128): blocks of 32 columns while they fit, then 16,
-  ;; 4 and single columns. Column j of B is in panel j/32 at 4·(j mod 32) bytes; column j
-  ;; of C and of the bias is 4·j bytes from their start.
+  ;; C = epilogue(init + A·B) over every column, B packed by $pack ($nz offsets are r·128):
+  ;; blocks of 32 columns, then one kernel for the rest. Column j of B is in panel j/32
+  ;; at 4·(j mod 32) bytes; C[r, j] is at $c + r·$cRow + j·$cCol; the bias has one value per
+  ;; column (4·j bytes from its start).
   (func $product (export "product")
-    (param $rows i32) (param $starts i32) (param $nz i32) (param $panels i32) (param $k i32) (param $n i32) (param $c i32) (param $cStride i32) (param $bias i32) (param $flags i32)
-    (local $j i32)
-${BLOCK_WIDTHS.map(
-  (w) => `    (block $done${w}
-      (loop $next${w}
-        (br_if $done${w} (i32.gt_u (i32.add (local.get $j) (i32.const ${w})) (local.get $n)))
-        (call $rows${w} (local.get $rows) (local.get $starts) (local.get $nz)
-          (i32.add (local.get $panels)
-            (i32.add (i32.mul (i32.shr_u (local.get $j) (i32.const 5)) (i32.shl (local.get $k) (i32.const 7)))
-              (i32.shl (i32.and (local.get $j) (i32.const 31)) (i32.const 2))))
-          (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2)))
-          (local.get $cStride)
-          (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))
-          (local.get $flags))
-        (local.set $j (i32.add (local.get $j) (i32.const ${w})))
-        (br $next${w})))`,
-).join('\n')})
+    (param $rows i32) (param $starts i32) (param $nz i32) (param $panels i32) (param $k i32) (param $n i32)
+    (param $c i32) (param $cRow i32) (param $cCol i32) (param $bias i32) (param $flags i32)
+    (local $j i32) (local $panel i32)
+    (local.set $panel (local.get $panels))
+    (block $full
+      (loop $next
+        (br_if $full (i32.gt_u (i32.add (local.get $j) (i32.const 32)) (local.get $n)))
+        (call $rows32 (local.get $rows) (local.get $starts) (local.get $nz) (local.get $panel)
+          (i32.add (local.get $c) (i32.mul (local.get $j) (local.get $cCol))) (local.get $cRow) (local.get $cCol)
+          (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $flags))
+        (local.set $panel (i32.add (local.get $panel) (i32.shl (local.get $k) (i32.const 7))))
+        (local.set $j (i32.add (local.get $j) (i32.const 32)))
+        (br $next)))
+    (if (i32.lt_u (local.get $j) (local.get $n))
+      (then
+        (call_indirect (type $rowsType) (local.get $rows) (local.get $starts) (local.get $nz) (local.get $panel)
+          (i32.add (local.get $c) (i32.mul (local.get $j) (local.get $cCol))) (local.get $cRow) (local.get $cCol)
+          (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $flags)
+          (i32.sub (local.get $n) (local.get $j))))))
 )
 `;

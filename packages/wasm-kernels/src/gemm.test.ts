@@ -85,6 +85,7 @@ beforeEach(() => {
 afterEach(() => {
   sparseGemm.minWork = 1 << 20;
   gemmLimits.maxDensity = 0.8;
+  gemmLimits.transposed = 'auto';
   setGemmKernels(true);
 });
 
@@ -96,7 +97,8 @@ const combos: [boolean, boolean][] = [
 ];
 
 describe('graft GEMM gives XNNPACK bit for bit', () => {
-  // Column counts around the kernel's block widths (32, 16, 4, 1) and panel width (32).
+  // Row and column counts around the panel width (32) and the 4-lane vectors, so tails of
+  // many widths (1-31 columns: vector and scalar accumulators) run either way round.
   const shapes: [number, number, number][] = [
     [100, 4320, 500], // fc1 forward
     [100, 500, 4320], // fc1 dX
@@ -112,16 +114,24 @@ describe('graft GEMM gives XNNPACK bit for bit', () => {
     [5, 30, 33],
     [11, 45, 47],
     [13, 29, 100],
+    [33, 20, 7],
+    [62, 10, 45],
+    [35, 12, 66],
   ];
   for (const [ta, tb] of combos) {
-    it(`transposeA=${ta} transposeB=${tb} over shapes around the block widths`, () => {
-      for (const [m, k, n] of shapes) {
-        // Fewer zeros where a row has only a few terms, so no product is all zeros.
-        const { a, b } = operands(m, k, n, ta, tb, m * 7 + k * 3 + n, k < 4 ? 0 : 0.5);
-        expectSameBits(() => tf.matMul(a, b, ta, tb));
-        tf.dispose([a, b]);
-      }
-    });
+    for (const way of ['never', 'always'] as const) {
+      it(`transposeA=${ta} transposeB=${tb} over shapes around the block widths, ${way === 'never' ? 'skipping zeros of A' : 'computed as Cᵀ = Bᵀ·Aᵀ skipping zeros of B'}`, () => {
+        gemmLimits.transposed = way;
+        const before = gemmStats.transposed;
+        for (const [m, k, n] of shapes) {
+          // Fewer zeros where a row has only a few terms, so no product is all zeros.
+          const { a, b } = operands(m, k, n, ta, tb, m * 7 + k * 3 + n, k < 4 ? 0 : 0.5);
+          expectSameBits(() => tf.matMul(a, b, ta, tb));
+          tf.dispose([a, b]);
+        }
+        expect(gemmStats.transposed - before).toBe(way === 'always' ? shapes.length : 0);
+      });
+    }
   }
 
   it('with the fused bias and ReLU, or bias alone (the stock fused kernel starts sums from the bias)', () => {
@@ -149,9 +159,12 @@ describe('graft GEMM gives XNNPACK bit for bit', () => {
         fc.double({ min: 0, max: 0.95, noNaN: true }),
         fc.integer({ min: 1, max: 2 ** 31 - 1 }),
         fc.constantFrom('none', 'bias', 'bias+relu', 'relu'),
-        (m, k, n, ta, tb, zeros, seed, epilogue) => {
+        fc.constantFrom('auto', 'never', 'always'),
+        (m, k, n, ta, tb, zeros, seed, epilogue, way) => {
+          gemmLimits.transposed = way as 'auto' | 'never' | 'always';
           const a = ta ? tf.tensor2d(values(k * m, seed, zeros, 0.05), [k, m]) : tf.tensor2d(values(m * k, seed, zeros, 0.05), [m, k]);
-          const b = tb ? matrix(n, k, seed + 1, 0.1) : matrix(k, n, seed + 1, 0.1);
+          const bZeros = (seed % 7) / 8;
+          const b = tb ? matrix(n, k, seed + 1, bZeros) : matrix(k, n, seed + 1, bZeros);
           const bias = tf.tensor1d(values(n, seed + 2));
           const f =
             epilogue === 'none'
@@ -232,6 +245,29 @@ describe('graft GEMM gives XNNPACK bit for bit', () => {
     });
     got.dispose();
     expect(worst).toBeLessThanOrEqual(1e-4 * scale);
+  });
+
+  it('packs a right operand once while the same tensor comes back (a frozen weight), again when it changes', () => {
+    gemmLimits.transposed = 'never';
+    const x = matrix(30, 200, 82);
+    const w = matrix(200, 70, 83, 0);
+    const bias = tf.tensor1d(values(70, 84));
+    const forward = (weights: tf.Tensor2D) => () => tf.fused.matMul({ a: x, b: weights, bias, activation: 'relu' });
+    const before = gemmStats.packs;
+    const first = bothWays(forward(w)); // graft packs w
+    const again = bothWays(forward(w)); // reused
+    expect(gemmStats.packs - before).toBe(1);
+    // A new tensor with other values, then w again: each packed afresh.
+    const w2 = tf.tidy(() => tf.mul(w, 2)) as tf.Tensor2D;
+    const other = bothWays(forward(w2));
+    const back = bothWays(forward(w));
+    expect(gemmStats.packs - before).toBe(3);
+    for (const r of [first, again, other, back]) {
+      expect(r.products).toBe(1);
+      expect(bitsDiffer(r.graft, r.stock)).toBe(0);
+    }
+    expect(bitsDiffer(other.graft, first.graft)).toBeGreaterThan(0);
+    tf.dispose([x, w, w2, bias]);
   });
 
   it('leaks no tensors or wasm buffers', () => {

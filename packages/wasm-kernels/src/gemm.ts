@@ -23,7 +23,10 @@ import { heapF32 } from './wasm-backend.ts';
 
 type Compress = (a: number, rows: number, cols: number, rowStep: number, colStep: number, bStride: number, nz: number, starts: number) => number;
 type Pack = (b: number, k: number, n: number, rowStep: number, colStep: number, dst: number) => void;
-type Product = (rows: number, starts: number, nz: number, panels: number, k: number, n: number, c: number, cStride: number, bias: number, flags: number) => void;
+type Product = (
+  rows: number, starts: number, nz: number, panels: number, k: number, n: number,
+  c: number, cRow: number, cCol: number, bias: number, flags: number,
+) => void;
 
 interface GemmModule {
   compress: Compress;
@@ -77,14 +80,17 @@ function address(backend: BackendWasm, info: TensorInfo): number {
  * Tunables, exported for tests and benchmarks. Above `maxDensity` (nonzeros of A over m·k)
  * skipping saves too little for the 1-row kernel to beat XNNPACK's register-blocked one,
  * which also keeps a weight's packing across calls (evaluation reuses it batch after batch).
+ * `transposed`: 'auto' computes Cᵀ = op(B)ᵀ·op(A)ᵀ instead when B's zeros save more (the
+ * filter gradient Xᵀ·dY: dY is sparser than X); tests force either way.
  */
-export const gemmLimits = { maxDensity: 0.8 };
+export const gemmLimits = { maxDensity: 0.8, transposed: 'auto' as 'auto' | 'never' | 'always' };
 
 /**
- * How often the kernel ran, how often it handed a too-dense product back (tests check it
- * was used), and the nonzeros of A over its entries summed over the products it ran.
+ * How often the kernel ran (and of those, transposed), how often it packed a right
+ * operand (not reused), how often it handed a too-dense product back (tests check it was used), and the nonzeros over the entries of the operand
+ * whose zeros were skipped, summed over the products it ran.
  */
-export const gemmStats = { products: 0, tooDense: 0, nonzeros: 0, entries: 0 };
+export const gemmStats = { products: 0, transposed: 0, tooDense: 0, packs: 0, nonzeros: 0, entries: 0 };
 
 /**
  * How op(A) [m×k] and op(B) [k×n] are stored: untransposed (row-major [m×k], [k×n]) or
@@ -103,35 +109,104 @@ export interface SparseProductArgs {
   relu?: boolean;
 }
 
+/** Byte steps of op(X) [rows×cols] stored row-major as [rows×cols], or as [cols×rows] when transposed. */
+function steps(transposed: boolean, rows: number, cols: number): { row: number; col: number } {
+  return transposed ? { row: 4, col: 4 * rows } : { row: 4 * cols, col: 4 };
+}
+
+/** The last right operand packed, per backend: a frozen weight (phase two's fc1) is packed once. */
+const lastPacked = new WeakMap<BackendWasm, { dataId: object; transposeB: boolean; k: number; n: number; panels: TensorInfo }>();
+
 /**
- * A new [m, n] tensor (the caller owns it) with op(A)·op(B), or null when A has too few
- * zeros to be worth it (gemmLimits.maxDensity).
+ * The address of op(B) packed in panels, packed now or reused from the previous call when
+ * B is the same tensor (its dataId object: tensors are immutable, and a disposed tensor's
+ * dataId never comes back). Like XNNPACK's packing cache, but one entry: replacing it
+ * frees the old panels, so a weight that changes every step (training) costs no memory
+ * beyond one packing.
+ */
+function packedB(backend: BackendWasm, gemm: GemmModule, b: TensorInfo, transposeB: boolean, k: number, n: number): number {
+  const last = lastPacked.get(backend);
+  const live = backend.dataIdMap.has(b.dataId);
+  if (last && last.dataId === b.dataId && last.transposeB === transposeB && last.k === k && last.n === n && live) {
+    return address(backend, last.panels);
+  }
+  if (last) backend.disposeData(last.panels.dataId);
+  lastPacked.delete(backend);
+  const panels = backend.makeOutput([Math.max(1, Math.ceil(n / 32) * 32 * k)], 'float32');
+  const sb = steps(transposeB, k, n);
+  const pp = address(backend, panels); // after the allocation: the heap may have grown
+  gemm.pack(address(backend, b), k, n, sb.row, sb.col, pp);
+  lastPacked.set(backend, { dataId: b.dataId, transposeB, k, n, panels });
+  gemmStats.packs++;
+  return pp;
+}
+
+/** Relative cost of packing one element, or storing one output lane by lane, to a multiply-add. */
+const PACK_COST = 2;
+const SCATTER_COST = 2;
+
+/**
+ * A new [m, n] tensor (the caller owns it) with op(A)·op(B), or null when neither operand
+ * has enough zeros to be worth it (gemmLimits.maxDensity).
+ *
+ * Either way round, each output is the same sum in the same k order: C[i, j] =
+ * Σ_k A[i,k]·B[k,j] skipping the terms whose A (direct) or B (transposed) is zero.
  */
 export function sparseProduct(backend: BackendWasm, gemm: GemmModule, args: SparseProductArgs): TensorInfo | null {
   const { a, transposeA, b, transposeB, m, k, n, bias, relu } = args;
-  // Scratch, freed before returning: up to m·k (offset, value) pairs and m+1 row starts.
-  const nz = backend.makeOutput([Math.max(1, 2 * m * k)], 'float32');
-  const starts = backend.makeOutput([m + 1], 'int32');
-  let panels: TensorInfo | undefined;
+  const scratch: TensorInfo[] = [];
+  const alloc = (size: number, dtype: 'float32' | 'int32' = 'float32') => {
+    const t = backend.makeOutput([Math.max(1, size)], dtype);
+    scratch.push(t);
+    return t;
+  };
   try {
-    const count = gemm.compress(address(backend, a), m, k, transposeA ? 4 : 4 * k, transposeA ? 4 * m : 4, PANEL_ROW_BYTES, address(backend, nz), address(backend, starts));
-    if (count > gemmLimits.maxDensity * m * k) {
+    const sa = steps(transposeA, m, k);
+    const sb = steps(transposeB, k, n);
+    // The nonzeros of op(A)'s rows, as (offset in a panel, value) pairs, and row starts.
+    const nzA = alloc(2 * m * k);
+    const startsA = alloc(m + 1, 'int32');
+    const countA = gemm.compress(address(backend, a), m, k, sa.row, sa.col, PANEL_ROW_BYTES, address(backend, nzA), address(backend, startsA));
+    const directCost = countA * n + PACK_COST * k * n;
+    let way: 'direct' | 'transposed' = 'direct';
+    let nzB: TensorInfo | undefined;
+    let startsB: TensorInfo | undefined;
+    let countB = 0;
+    // Cᵀ = op(B)ᵀ·op(A)ᵀ skips B's zeros: only without an epilogue (a bias is per column of
+    // C), and only when B is not much larger than A (compressing it costs a pass).
+    const mayTranspose = gemmLimits.transposed !== 'never' && !bias && !relu && (gemmLimits.transposed === 'always' || k * n <= 2 * m * k);
+    if (mayTranspose) {
+      nzB = alloc(2 * k * n);
+      startsB = alloc(n + 1, 'int32');
+      // Row j of op(B)ᵀ is column j of op(B).
+      countB = gemm.compress(address(backend, b), n, k, sb.col, sb.row, PANEL_ROW_BYTES, address(backend, nzB), address(backend, startsB));
+      const transposedCost = countB * m + PACK_COST * k * m + SCATTER_COST * m * n;
+      if (gemmLimits.transposed === 'always' || transposedCost < directCost) way = 'transposed';
+    }
+    const [count, entries] = way === 'direct' ? [countA, m * k] : [countB, k * n];
+    if (count > gemmLimits.maxDensity * entries) {
       gemmStats.tooDense++;
       return null;
     }
-    // B in panels of 32 columns (gemm-simd-wat.ts $pack).
-    panels = backend.makeOutput([Math.max(1, Math.ceil(n / 32) * 32 * k)], 'float32');
     const out = backend.makeOutput([m, n], 'float32');
-    // Addresses after the last allocation: a view taken earlier is detached if the heap grew.
-    const ppanels = address(backend, panels);
-    gemm.pack(address(backend, b), k, n, transposeB ? 4 : 4 * n, transposeB ? 4 * k : 4, ppanels);
     const flags = (bias ? GEMM_FLAGS.biasFirst : 0) | (relu ? GEMM_FLAGS.relu : 0);
-    if (m > 0) gemm.product(m, address(backend, starts), address(backend, nz), ppanels, k, n, address(backend, out), 4 * n, bias ? address(backend, bias) : 0, flags);
+    if (way === 'direct') {
+      // op(B) in panels of 32 columns (gemm-simd-wat.ts $pack), rows of C written whole.
+      const pp = packedB(backend, gemm, b, transposeB, k, n);
+      if (m > 0) gemm.product(m, address(backend, startsA), address(backend, nzA), pp, k, n, address(backend, out), 4 * n, 4, bias ? address(backend, bias) : 0, flags);
+    } else {
+      // op(A)ᵀ [k×m] in panels; row j of the kernel's output is column j of C.
+      const panels = alloc(Math.ceil(m / 32) * 32 * k);
+      const pp = address(backend, panels);
+      gemm.pack(address(backend, a), k, m, sa.col, sa.row, pp);
+      if (n > 0) gemm.product(n, address(backend, startsB!), address(backend, nzB!), pp, k, m, address(backend, out), 4, 4 * n, 0, flags);
+      gemmStats.transposed++;
+    }
     gemmStats.products++;
     gemmStats.nonzeros += count;
-    gemmStats.entries += m * k;
+    gemmStats.entries += entries;
     return out;
   } finally {
-    for (const t of [nz, starts, panels]) if (t) backend.disposeData(t.dataId);
+    for (const t of scratch) backend.disposeData(t.dataId);
   }
 }
