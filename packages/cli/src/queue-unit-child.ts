@@ -16,6 +16,13 @@ let finished = false;
 process.on('disconnect', () => {
   if (!finished) process.exit(70);
 });
+// The worker decides when a unit stops: Ctrl-C in a terminal reaches the whole process
+// group, and a first Ctrl-C means "finish the running units"; a scheduler's SIGTERM to every
+// process of a job likewise goes through the worker, which gives the job back and then
+// ends this process with SIGKILL (training keeps no state worth a graceful stop: its
+// checkpoints are whole epochs, written atomically).
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
 
 function send(message: UnitChildMessage): Promise<void> {
   return new Promise((resolve) => process.send!(message, undefined, {}, () => resolve()));

@@ -55,12 +55,8 @@ export function createUnitRunner(options: { storeRoot: string; remote: RemoteArg
         signal.removeEventListener('abort', onAbort);
         fn();
       };
-      const onAbort = () => {
-        // SIGTERM first: the child's training stops between steps (its checkpoint of the last epoch stays).
-        child.kill('SIGTERM');
-        const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        child.once('exit', () => clearTimeout(force));
-      };
+      // The child ignores SIGINT and SIGTERM (see queue-unit-child.ts); its last epoch checkpoint stays.
+      const onAbort = () => child.kill('SIGKILL');
       signal.addEventListener('abort', onAbort);
       child.on('message', (message: UnitChildMessage) => {
         if (message.type === 'progress') onProgress(message.done, message.total);

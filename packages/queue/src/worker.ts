@@ -183,6 +183,14 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
   });
 
   let lastRedisError = '';
+  const reportRedisError = (error: unknown): void => {
+    const message = error instanceof Error ? error.message : String(error);
+    // ioredis reports every failed reconnect; one line per distinct message is enough.
+    if (message !== lastRedisError) logger.warn({ err: message }, `queue: ${message}`);
+    lastRedisError = message;
+  };
+  // Without a listener BullMQ prints every connection error with its stack.
+  queue.on('error', reportRedisError);
   worker.on('error', (error) => {
     const message = error instanceof Error ? error.message : String(error);
     // The lock is gone (another worker's stalled check gave the job away): stop building it here.
@@ -195,8 +203,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       }
       return;
     }
-    if (message !== lastRedisError) logger.warn({ err: message }, `queue: ${message}`);
-    lastRedisError = message;
+    reportRedisError(error);
   });
 
   let stopping: Promise<void> | undefined;
@@ -234,6 +241,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     checking = true;
     (async () => {
       if (connection.status !== 'ready') {
+        if (lostSince === undefined) logger.warn({}, `lost the connection to Redis at ${options.queueUrl}; reconnecting (giving up after ${Math.round((options.redisLostTimeoutMs ?? 60_000) / 1000)} s)`);
         lostSince ??= Date.now();
         const limit = options.redisLostTimeoutMs ?? 60_000;
         if (Date.now() - lostSince > limit) {
@@ -244,7 +252,9 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
         }
         return;
       }
+      if (lostSince !== undefined) logger.info({}, `reconnected to Redis at ${options.queueUrl}`);
       lostSince = undefined;
+      lastRedisError = '';
       if (!options.exitWhenIdle) return;
       if (active.size > 0) {
         idleSince = undefined;

@@ -196,6 +196,9 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
       remote?.close();
       const { connection } = await openQueueConnection(argv, location);
       const logger = await createLogger({ level: argv.verbose ? 'debug' : 'info' });
+      if (!remote) {
+        logger.warn({}, `no --remote (or GRAFT_REMOTE): units find their inputs only in ${store.root}, so every worker of this queue must share that store (one file system); workers with stores of their own need one remote`);
+      }
       const worker = startQueueWorker({
         connection,
         queueUrl: location.url,
