@@ -178,6 +178,41 @@ describe.skipIf(REDIS_SERVER_MISSING !== undefined)('graft sweep --queue / graft
     expect(badGrid.code).toBe(2);
   });
 
+  it('with one shared store (no remote), the worker that takes over a killed worker\'s training resumes from its checkpoint', async () => {
+    const submit = await g(['sweep', 'phase-one', '-c', 'sweep.json', '--seed', '7', '--queue', redis.url, '--json']);
+    expect(submit.code, submit.stderr).toBe(0);
+    const { sweepId } = lastJson(submit.stdout);
+    const shared = join(work, 'shared');
+    const start = (): RunningGraft => {
+      const worker = startGraft(['worker', '--queue', redis.url, '--artifacts', shared, '--exit-when-idle', '--idle-seconds', '3', '--lock-duration', '4', '--stalled-interval', '2'], work, env());
+      running.push(worker);
+      return worker;
+    };
+    const workers = [start(), start()];
+    // Kill whichever worker trains phase one, once its first epoch checkpoint is on disk.
+    const unit = await waitFor(
+      async () => {
+        const s = await status(sweepId);
+        const p1 = s.units.find((u: any) => u.stage === 'phase-one' && u.state === 'active');
+        if (!p1) return undefined;
+        const checkpoint = join(shared, '.checkpoints', 'phase-one', p1.key, 'training.ckpt');
+        return (await readFile(checkpoint).then(() => true, () => false)) ? p1 : undefined;
+      },
+      'a phase-one checkpoint in the shared store',
+      240_000,
+      250,
+    );
+    const victim = workers.find((w) => w.child.pid === unit.worker.pid)!;
+    const survivor = workers.find((w) => w !== victim)!;
+    await victim.kill9();
+    expect(await survivor.exited).toMatchObject({ code: 0 });
+    const final = await status(sweepId);
+    expect(final.units.find((u: any) => u.key === unit.key)).toMatchObject({ state: 'done', outcome: 'built', worker: { pid: survivor.child.pid } });
+    const metrics = JSON.parse(await readFile(join(shared, 'phase-one', unit.key, 'metrics.json'), 'utf8'));
+    expect(metrics.resumedAfterEpoch, 'the retry resumed from the killed worker\'s checkpoint').toBeGreaterThanOrEqual(1);
+    expect(metrics.steps).toBe(32);
+  }, 400_000);
+
   it('SIGTERM mid-training gives the unit back to the queue (not a failed attempt) and exits 0', async () => {
     // Another sweep (a longer phase one); ingest and split come from the remote.
     const submit = await g(['sweep', 'phase-one', '-c', 'sweep.json', '--seed', '5', '--set', 'phase-one.epochs=40', '--queue', redis.url, '--json']);
