@@ -17,10 +17,10 @@ function each(count: number, line: (v: number) => string): string {
 }
 
 /**
- * `$rows<width>`, width 1 .. 32: for every row r of A (rows > 0), `width` columns of C:
+ * `$rows<width>`, width 1 .. PANEL: for every row r of A (rows > 0), `width` columns of C:
  *   C[r, j] = epilogue(init + Σ_{t in row r's nonzeros} value_t · B[k_t, j])
  * Row r's nonzeros are the 8-byte entries [starts[r], starts[r+1]) of $nz: an i32 byte
- * offset of B's row k_t in the panel (k_t · 128) and the f32 value A[r, k_t].
+ * offset of B's row k_t in the panel (k_t · 4·PANEL) and the f32 value A[r, k_t].
  * width = 4V + S: V four-lane accumulators, then S (0-3) scalar ones for the last columns.
  * C[r, j] is stored at $c + r·$cRow + j·$cCol bytes: $cCol = 4 (rows of C, vector stores)
  * or anything else (C written transposed, lane by lane).
@@ -83,9 +83,24 @@ ${scal((t) => `          (f32.store (i32.add (local.get $c) (i32.mul (local.get 
 `;
 }
 
-/** The panel width: C's columns go 32 at a time, then one kernel of the remaining width. */
-const PANEL = 32;
+/**
+ * The panel width: B is packed in panels of this many columns, and C's columns go this
+ * many at a time, then one kernel of the remaining width. V8 (11.3, x64) loads all of a
+ * kernel's B vectors before its arithmetic, so 8 accumulators (32 columns) run out of
+ * its 15 vector registers and spill every iteration; measured per product (CPU time,
+ * interleaved, fc1 shapes): 32 columns 1.2-1.4x slower than 20-28, which are equal
+ * within noise; 16 is as fast for dX but slower forward. 20 leaves registers to spare
+ * and divides 500 and 4320.
+ */
+export const PANEL = 20;
+/** Bytes of a panel row. */
+const ROW = PANEL * 4;
 const WIDTHS = Array.from({ length: PANEL }, (_, i) => i + 1);
+
+/** i8x16.shuffle picking four 32-bit lanes (0-3 from the first operand, 4-7 from the second). */
+function shuffle(lanes: [number, number, number, number]): string {
+  return `i8x16.shuffle ${lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]).join(' ')}`;
+}
 
 export const GEMM_SIMD_WAT = String.raw`;; A·B with A's exact zeros skipped, on the tfjs wasm backend's memory (imported).
 (module
@@ -130,27 +145,56 @@ export const GEMM_SIMD_WAT = String.raw`;; A·B with A's exact zeros skipped, on
     (i32.shr_u (i32.sub (local.get $out) (local.get $nz)) (i32.const 3)))
 ${WIDTHS.map(rowsKernel).join('')}
   ;; B [k×n] (element (r, j) at $b + r·$rowStep + j·$colStep bytes, so a transposed B
-  ;; is packed as easily) copied into panels of 32 columns: panel p holds B[r, 32p + i]
-  ;; at $dst + p·k·128 + r·128 + 4i, every row of a panel in one 128-byte run, so the
+  ;; is packed as easily) copied into panels of ${PANEL} columns: panel p holds B[r, ${PANEL}p + i]
+  ;; at $dst + p·k·${ROW} + r·${ROW} + 4i, every row of a panel in one ${ROW}-byte run, so the
   ;; product walks memory forward instead of striding over B's full rows. The last
   ;; panel's columns past n are left unwritten (never read).
   (func $pack (export "pack")
     (param $b i32) (param $k i32) (param $n i32) (param $rowStep i32) (param $colStep i32) (param $dst i32)
     (local $j i32) (local $r i32) (local $i i32) (local $w i32) (local $src i32) (local $row i32) (local $out i32)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $lo v128) (local $hi v128) (local $lo2 v128) (local $hi2 v128)
     (block $panelsDone
       (loop $panel
         (br_if $panelsDone (i32.ge_u (local.get $j) (local.get $n)))
-        ;; columns in this panel: min(32, n - j)
-        (local.set $w (select (i32.const 32) (i32.sub (local.get $n) (local.get $j))
-          (i32.ge_u (i32.sub (local.get $n) (local.get $j)) (i32.const 32))))
+        ;; columns in this panel: min(${PANEL}, n - j)
+        (local.set $w (select (i32.const ${PANEL}) (i32.sub (local.get $n) (local.get $j))
+          (i32.ge_u (i32.sub (local.get $n) (local.get $j)) (i32.const ${PANEL}))))
         (local.set $row (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $colStep))))
         (local.set $r (i32.const 0))
+        ;; A transposed B (its rows are columns in memory), whole panel: 4 rows at a time as
+        ;; 4×4 blocks, each loaded as 4 vectors down memory and transposed by shuffles.
+        (if (i32.and (i32.eq (local.get $w) (i32.const ${PANEL})) (i32.eq (local.get $rowStep) (i32.const 4)))
+          (then
+            (block $quadsDone
+              (loop $quad
+                (br_if $quadsDone (i32.gt_u (i32.add (local.get $r) (i32.const 4)) (local.get $k)))
+                (local.set $src (local.get $row))
+${each(PANEL / 4, (g) => `                ;; columns ${4 * g}-${4 * g + 3}
+                (local.set $q0 (v128.load align=4 (local.get $src)))
+                (local.set $q1 (v128.load align=4 (local.tee $src (i32.add (local.get $src) (local.get $colStep)))))
+                (local.set $q2 (v128.load align=4 (local.tee $src (i32.add (local.get $src) (local.get $colStep)))))
+                (local.set $q3 (v128.load align=4 (local.tee $src (i32.add (local.get $src) (local.get $colStep)))))
+                (local.set $src (i32.add (local.get $src) (local.get $colStep)))
+                (local.set $lo (${shuffle([0, 4, 1, 5])} (local.get $q0) (local.get $q1)))
+                (local.set $hi (${shuffle([2, 6, 3, 7])} (local.get $q0) (local.get $q1)))
+                (local.set $lo2 (${shuffle([0, 4, 1, 5])} (local.get $q2) (local.get $q3)))
+                (local.set $hi2 (${shuffle([2, 6, 3, 7])} (local.get $q2) (local.get $q3)))
+                (v128.store offset=${16 * g} (local.get $dst) (${shuffle([0, 1, 4, 5])} (local.get $lo) (local.get $lo2)))
+                (v128.store offset=${ROW + 16 * g} (local.get $dst) (${shuffle([2, 3, 6, 7])} (local.get $lo) (local.get $lo2)))
+                (v128.store offset=${2 * ROW + 16 * g} (local.get $dst) (${shuffle([0, 1, 4, 5])} (local.get $hi) (local.get $hi2)))
+                (v128.store offset=${3 * ROW + 16 * g} (local.get $dst) (${shuffle([2, 3, 6, 7])} (local.get $hi) (local.get $hi2)))`)}
+                (local.set $dst (i32.add (local.get $dst) (i32.const ${4 * ROW})))
+                (local.set $row (i32.add (local.get $row) (i32.const 16)))
+                (local.set $r (i32.add (local.get $r) (i32.const 4)))
+                (br $quad)))))
+        ;; the rest row by row: whole rows of an untransposed B as vectors, anything else
+        ;; element by element
         (block $rowsDone
-          (br_if $rowsDone (i32.eqz (local.get $k)))
           (loop $nextRow
-            (if (i32.and (i32.eq (local.get $w) (i32.const 32)) (i32.eq (local.get $colStep) (i32.const 4)))
+            (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $k)))
+            (if (i32.and (i32.eq (local.get $w) (i32.const ${PANEL})) (i32.eq (local.get $colStep) (i32.const 4)))
               (then
-${each(8, (v) => `                (v128.store offset=${v * 16} (local.get $dst) (v128.load offset=${v * 16} align=4 (local.get $row)))`)})
+${each(PANEL / 4, (v) => `                (v128.store offset=${v * 16} (local.get $dst) (v128.load offset=${v * 16} align=4 (local.get $row)))`)})
               (else
                 (local.set $src (local.get $row))
                 (local.set $out (local.get $dst))
@@ -160,15 +204,16 @@ ${each(8, (v) => `                (v128.store offset=${v * 16} (local.get $dst) 
                   (local.set $src (i32.add (local.get $src) (local.get $colStep)))
                   (local.set $out (i32.add (local.get $out) (i32.const 4)))
                   (br_if $col (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))))
-            (local.set $dst (i32.add (local.get $dst) (i32.const 128)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const ${ROW})))
             (local.set $row (i32.add (local.get $row) (local.get $rowStep)))
-            (br_if $nextRow (i32.lt_u (local.tee $r (i32.add (local.get $r) (i32.const 1))) (local.get $k)))))
-        (local.set $j (i32.add (local.get $j) (i32.const 32)))
+            (local.set $r (i32.add (local.get $r) (i32.const 1)))
+            (br $nextRow)))
+        (local.set $j (i32.add (local.get $j) (i32.const ${PANEL})))
         (br $panel))))
 
-  ;; C = epilogue(init + A·B) over every column, B packed by $pack ($nz offsets are r·128):
-  ;; blocks of 32 columns, then one kernel for the rest. Column j of B is in panel j/32
-  ;; at 4·(j mod 32) bytes; C[r, j] is at $c + r·$cRow + j·$cCol; the bias has one value per
+  ;; C = epilogue(init + A·B) over every column, B packed by $pack ($nz offsets are r·${ROW}):
+  ;; blocks of ${PANEL} columns, then one kernel for the rest. Column j of B is in panel j/${PANEL}
+  ;; at 4·(j mod ${PANEL}) bytes; C[r, j] is at $c + r·$cRow + j·$cCol; the bias has one value per
   ;; column (4·j bytes from its start).
   (func $product (export "product")
     (param $rows i32) (param $starts i32) (param $nz i32) (param $panels i32) (param $k i32) (param $n i32)
@@ -177,12 +222,12 @@ ${each(8, (v) => `                (v128.store offset=${v * 16} (local.get $dst) 
     (local.set $panel (local.get $panels))
     (block $full
       (loop $next
-        (br_if $full (i32.gt_u (i32.add (local.get $j) (i32.const 32)) (local.get $n)))
-        (call $rows32 (local.get $rows) (local.get $starts) (local.get $nz) (local.get $panel)
+        (br_if $full (i32.gt_u (i32.add (local.get $j) (i32.const ${PANEL})) (local.get $n)))
+        (call $rows${PANEL} (local.get $rows) (local.get $starts) (local.get $nz) (local.get $panel)
           (i32.add (local.get $c) (i32.mul (local.get $j) (local.get $cCol))) (local.get $cRow) (local.get $cCol)
           (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $flags))
-        (local.set $panel (i32.add (local.get $panel) (i32.shl (local.get $k) (i32.const 7))))
-        (local.set $j (i32.add (local.get $j) (i32.const 32)))
+        (local.set $panel (i32.add (local.get $panel) (i32.mul (local.get $k) (i32.const ${ROW}))))
+        (local.set $j (i32.add (local.get $j) (i32.const ${PANEL})))
         (br $next)))
     (if (i32.lt_u (local.get $j) (local.get $n))
       (then

@@ -18,7 +18,7 @@ import wabtModule from 'wabt';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { webAssembly } from './adam-simd.ts';
-import { GEMM_SIMD_WAT } from './gemm-simd-wat.ts';
+import { GEMM_SIMD_WAT, PANEL } from './gemm-simd-wat.ts';
 import { heapF32 } from './wasm-backend.ts';
 
 type Compress = (a: number, rows: number, cols: number, rowStep: number, colStep: number, bStride: number, nz: number, starts: number) => number;
@@ -34,8 +34,8 @@ interface GemmModule {
   product: Product;
 }
 
-/** A packed panel row: 32 floats. */
-const PANEL_ROW_BYTES = 128;
+/** A packed panel row: PANEL floats. */
+const PANEL_ROW_BYTES = 4 * PANEL;
 
 export const GEMM_FLAGS = { biasFirst: 1, relu: 2 } as const;
 
@@ -132,7 +132,7 @@ function packedB(backend: BackendWasm, gemm: GemmModule, b: TensorInfo, transpos
   }
   if (last) backend.disposeData(last.panels.dataId);
   lastPacked.delete(backend);
-  const panels = backend.makeOutput([Math.max(1, Math.ceil(n / 32) * 32 * k)], 'float32');
+  const panels = backend.makeOutput([Math.max(1, Math.ceil(n / PANEL) * PANEL * k)], 'float32');
   const sb = steps(transposeB, k, n);
   const pp = address(backend, panels); // after the allocation: the heap may have grown
   gemm.pack(address(backend, b), k, n, sb.row, sb.col, pp);
@@ -191,12 +191,12 @@ export function sparseProduct(backend: BackendWasm, gemm: GemmModule, args: Spar
     const out = backend.makeOutput([m, n], 'float32');
     const flags = (bias ? GEMM_FLAGS.biasFirst : 0) | (relu ? GEMM_FLAGS.relu : 0);
     if (way === 'direct') {
-      // op(B) in panels of 32 columns (gemm-simd-wat.ts $pack), rows of C written whole.
+      // op(B) in panels of PANEL columns (gemm-simd-wat.ts $pack), rows of C written whole.
       const pp = packedB(backend, gemm, b, transposeB, k, n);
       if (m > 0) gemm.product(m, address(backend, startsA), address(backend, nzA), pp, k, n, address(backend, out), 4 * n, 4, bias ? address(backend, bias) : 0, flags);
     } else {
       // op(A)ᵀ [k×m] in panels; row j of the kernel's output is column j of C.
-      const panels = alloc(Math.ceil(m / 32) * 32 * k);
+      const panels = alloc(Math.ceil(m / PANEL) * PANEL * k);
       const pp = address(backend, panels);
       gemm.pack(address(backend, a), k, m, sa.col, sa.row, pp);
       if (n > 0) gemm.product(n, address(backend, startsB!), address(backend, nzB!), pp, k, m, address(backend, out), 4, 4 * n, 0, flags);
