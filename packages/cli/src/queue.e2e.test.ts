@@ -14,7 +14,7 @@ import { writeIdxSlice } from '@graft/data';
 import { REDIS_SERVER_MISSING, freePort, startRedisServer, type TestRedisServer } from '@graft/queue/test-redis-server';
 import { startS3Server, type TestS3Server } from '@graft/remote/test-s3-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, graft, lastJson, plainLines, startGraft, waitFor, type GraftResult, type RunningGraft } from './test-support.ts';
+import { MNIST_DIR, graft, lastJson, logRecords, plainLines, startGraft, waitFor, type GraftResult, type RunningGraft } from './test-support.ts';
 
 let redis: TestRedisServer;
 let s3: TestS3Server;
@@ -204,8 +204,13 @@ describe.skipIf(REDIS_SERVER_MISSING !== undefined)('graft sweep --queue / graft
     );
     const victim = workers.find((w) => w.child.pid === unit.worker.pid)!;
     const survivor = workers.find((w) => w !== victim)!;
+    const killedAt = Date.now();
     await victim.kill9();
     expect(await survivor.exited).toMatchObject({ code: 0 });
+    // How long the job stayed with the dead worker (lock 4 s, stalled check every 2 s): printed, not asserted (a busy machine).
+    const retook = logRecords(survivor.output().stderr).find((r) => String(r.msg).startsWith(`took phase-one (phase-one ${unit.key.slice(0, 12)})`) && r.time >= killedAt);
+    expect(retook, 'the survivor took the killed worker\'s unit').toBeDefined();
+    console.log(`stalled-job recovery: the survivor took the unit ${((retook!.time - killedAt) / 1000).toFixed(1)} s after the kill (--lock-duration 4 --stalled-interval 2)`);
     const final = await status(sweepId);
     expect(final.units.find((u: any) => u.key === unit.key)).toMatchObject({ state: 'done', outcome: 'built', worker: { pid: survivor.child.pid } });
     const metrics = JSON.parse(await readFile(join(shared, 'phase-one', unit.key, 'metrics.json'), 'utf8'));
