@@ -20,7 +20,7 @@ const lineClearingStderr = new Writable({
  * Logs go to stderr (human-readable on a TTY, NDJSON otherwise) so stdout stays free for
  * results (`--json`); a run additionally writes every record as NDJSON to its log.ndjson.
  */
-export async function createLogger(options: { logFile?: string; level?: string } = {}): Promise<Logger> {
+export async function createLogger(options: { logFile?: string; level?: string; terminal?: Writable } = {}): Promise<Logger> {
   const level = options.level ?? 'info';
   const pretty = process.stderr.isTTY ? (await import('pino-pretty')).default : undefined;
   const streams: StreamEntry[] = [
@@ -30,7 +30,7 @@ export async function createLogger(options: { logFile?: string; level?: string }
         ? pretty({
             // One line per record; entry/stage/key are already in every message. The log
             // file keeps every field.
-            destination: lineClearingStderr,
+            destination: options.terminal ?? lineClearingStderr,
             colorize: true,
             singleLine: true,
             ignore: 'pid,hostname,entry,stage,key,runId',
@@ -99,5 +99,56 @@ function logProgress(entry: string, logger: Logger): ProgressReporter {
     stop() {
       total = 0;
     },
+  };
+}
+
+/** Progress of the builds `graft run --jobs` runs at once: one bar each on a terminal, log records otherwise. */
+export interface BuildProgress {
+  /** A reporter for one build of `entry` (for run `run` of several); its log records (off a terminal) go to `logger`, the build's run log. */
+  progressFor(build: { entry: string; run?: number }, logger: Logger): ProgressReporter;
+  /** Where pretty log lines go on a terminal (above the bars); undefined off a terminal. */
+  terminal?: Writable;
+  stop(): void;
+}
+
+/**
+ * cli-progress's MultiBar: one line per active build, redrawn together, log lines printed
+ * above them (MultiBar.log), so parallel builds never overwrite each other's bar.
+ */
+export async function createBuildProgress(interactive = process.stderr.isTTY === true): Promise<BuildProgress> {
+  if (!interactive) return { progressFor: ({ entry }, logger) => logProgress(entry, logger), stop() {} };
+  const cliProgress = (await import('cli-progress')).default;
+  const bars = new cliProgress.MultiBar(
+    { format: '{label} [{bar}] {value}/{total} | ETA {eta_formatted} | {fields}', stream: process.stderr, hideCursor: true, etaBuffer: 50, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  const terminal = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      bars.log(chunk.toString('utf8'));
+      done();
+    },
+  });
+  return {
+    terminal,
+    progressFor({ entry, run }) {
+      const name = run === undefined ? entry : `run ${run} ${entry}`;
+      let bar: SingleBar | undefined;
+      let fieldsText = '';
+      return {
+        start(label, total) {
+          if (bar) bars.remove(bar);
+          bar = bars.create(total, 0, { label: label === entry ? name : `${name} ${label}`, fields: '' });
+        },
+        update(current, fields) {
+          if (fields) fieldsText = Object.entries(fields).map(([k, v]) => `${k} ${v}`).join(' ');
+          bar?.update(current, { fields: fieldsText });
+        },
+        stop() {
+          if (bar) bars.remove(bar);
+          bar = undefined;
+        },
+      };
+    },
+    stop: () => bars.stop(),
   };
 }

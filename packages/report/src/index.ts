@@ -1,8 +1,10 @@
 export { formatRunList, summariseRun } from './list.ts';
 export type { RunSummary } from './list.ts';
-export { compareRuns } from './compare.ts';
+export { compareRuns, meanStd } from './compare.ts';
 export type { Comparison, ComparedRun, EntryComparison, MetricComparison, MetricSpread, ParamDifference, SeedGroup } from './compare.ts';
 export { formatComparison } from './format.ts';
+export { compareSweep, formatSweepComparison } from './sweep-compare.ts';
+export type { MissingRun, SweepComparison, SweepVariant } from './sweep-compare.ts';
 export type { ComparisonFormat } from './format.ts';
 export { plotCurves } from './plot.ts';
 export { buildReportModel, noLookup, storeLookup } from './report-model.ts';

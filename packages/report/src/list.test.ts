@@ -27,8 +27,8 @@ describe('formatRunList', () => {
     await writeRun(store, '{', 'broken-run');
     const text = formatRunList(await listRuns(store), 'table');
     const lines = text.split('\n');
-    expect(lines[0]).toMatch(/^RUN\s+DATE \(UTC\)\s+CONFIG\s+TARGET\s+SEED\s+STATUS\s+P1 TEST\s+P2 TEST\s+DURATION$/);
-    expect(lines[2]).toMatch(/^20250302-120000-ccc333 {2}2025-03-02 12:00 {2}mnist-transfer {2}all +2 {2}running/);
+    expect(lines[0]).toMatch(/^RUN\s+DATE \(UTC\)\s+CONFIG\s+TARGET\s+SEED\s+SWEEP\s+STATUS\s+P1 TEST\s+P2 TEST\s+DURATION$/);
+    expect(lines[2]).toMatch(/^20250302-120000-ccc333 {2}2025-03-02 12:00 {2}mnist-transfer {2}all +2 {2}— +running/);
     expect(lines[3]).toContain('98.57%');
     expect(lines[3]).toContain('98.01%');
     expect(lines[3]).toContain('15 min 0 s');

@@ -9,11 +9,13 @@ export interface RunHeader {
   configName: string;
   target: string;
   seed: number | null;
+  /** The sweep the run belongs to (`graft compare sweep:<id>`), null for a run of its own. */
+  sweepId: string | null;
   status: RunRecord['status'];
 }
 
 export function runHeader(run: RunRecord): RunHeader {
-  return { runId: run.runId, createdAt: run.createdAt, configName: run.configName, target: run.target, seed: run.seed ?? null, status: run.status };
+  return { runId: run.runId, createdAt: run.createdAt, configName: run.configName, target: run.target, seed: run.seed ?? null, sweepId: run.sweep?.id ?? null, status: run.status };
 }
 
 /** One row of `graft runs ls`; also the JSON shape of `graft runs ls --json`. */
@@ -59,14 +61,15 @@ export function formatRunList(runs: readonly RunRecord[] | RunList, format: 'tab
   } else {
     lines.push(
       renderText({
-        headers: ['RUN', 'DATE (UTC)', 'CONFIG', 'TARGET', 'SEED', 'STATUS', 'P1 TEST', 'P2 TEST', 'DURATION'],
-        align: ['left', 'left', 'left', 'left', 'right', 'left', 'right', 'right', 'right'],
+        headers: ['RUN', 'DATE (UTC)', 'CONFIG', 'TARGET', 'SEED', 'SWEEP', 'STATUS', 'P1 TEST', 'P2 TEST', 'DURATION'],
+        align: ['left', 'left', 'left', 'left', 'right', 'left', 'left', 'right', 'right', 'right'],
         rows: summaries.map((s) => [
           s.runId,
           shortDate(s.createdAt),
           s.configName,
           s.target,
           s.seed === null ? '—' : String(s.seed),
+          s.sweepId ?? '—',
           s.status === 'failed' && s.error?.stage ? `failed (${s.error.stage})` : s.status,
           formatMetric('testAccuracy', s.phaseOneTestAccuracy ?? undefined),
           formatMetric('testAccuracy', s.phaseTwoTestAccuracy ?? undefined),

@@ -11,5 +11,7 @@ export type { BuildUnit, PlannedRun, SweepPlan, SweepRequest } from './plan.ts';
 export { executeUnit } from './execute.ts';
 export type { ExecuteUnitOptions, UnitResult } from './execute.ts';
 export { sweepRecordOf } from './record.ts';
+export { describeFailures, isChain, runPlanInParallel, runPlanInProcess } from './schedule.ts';
+export type { InProcessOptions, ParallelOptions, PlanOutcome, UnitError, UnitFailure, UnitJob, UnitPool } from './schedule.ts';
 export { SWEEP_ERROR_CODES } from './error-codes.ts';
 export type { SweepErrorCode } from './error-codes.ts';

@@ -104,6 +104,10 @@ describe('planSweep', () => {
     expect(plan.runs).toHaveLength(1);
     expect(plan.units.map((u) => u.entry)).toEqual(['ingest', 'split', 'phase-one', 'transplant', 'phase-two', 'full-finetune', 'scratch']);
     expect(plan.runs[0]!.config.seed).toBe(0);
+    // --seed N is one run with that seed, not a sweep; --seeds N (a list of one) is.
+    const seeded = await planSweep(request({ seed: 7 }));
+    expect([seeded.isSweep, seeded.runs.map((r) => r.config.seed)]).toEqual([false, [7]]);
+    expect((await planSweep(request({ seeds: [7] }))).isSweep).toBe(true);
   });
 
   it('builds what runs share once: a baselines config x 2 seeds', async () => {

@@ -111,7 +111,9 @@ export async function planSweep(request: SweepRequest): Promise<SweepPlan> {
   // An unknown target is a usage error before any key is computed.
   entriesFor(base, target);
   const grid = base.sweep?.grid ?? [];
-  const seeds = request.seeds ?? (request.seed === undefined ? (base.sweep?.seeds ?? []) : [request.seed]);
+  // A list of seeds (--seeds, or the config's sweep.seeds unless --seed names one) makes a sweep; --seed alone does not.
+  const seedList = request.seeds ?? (request.seed === undefined ? base.sweep?.seeds : undefined);
+  const seeds = seedList ?? (request.seed === undefined ? [] : [request.seed]);
   const points = crossProduct(grid);
   const runCount = points.length * Math.max(1, seeds.length);
   if (runCount > MAX_SWEEP_RUNS) {
@@ -174,7 +176,7 @@ export async function planSweep(request: SweepRequest): Promise<SweepPlan> {
 
   return {
     sweepId: sweepIdOf(target, runs),
-    isSweep: grid.length > 0 || seeds.length > 0,
+    isSweep: grid.length > 0 || seedList !== undefined,
     configPath,
     configName: base.name,
     target,
