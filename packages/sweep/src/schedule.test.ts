@@ -31,7 +31,15 @@ class InProcessPool implements UnitPool {
   maxActive = 0;
   jobs: UnitJob[] = [];
   closed: Array<'drain' | 'kill'> = [];
-  async execute(job: UnitJob): Promise<UnitResult> {
+  private readonly running = new Set<Promise<unknown>>();
+  execute(job: UnitJob): Promise<UnitResult> {
+    const build = this.build(job);
+    const settled = build.catch(() => undefined);
+    this.running.add(settled);
+    void settled.then(() => this.running.delete(settled));
+    return build;
+  }
+  private async build(job: UnitJob): Promise<UnitResult> {
     this.jobs.push(job);
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
@@ -43,8 +51,10 @@ class InProcessPool implements UnitPool {
       this.active--;
     }
   }
+  /** Builds in this process cannot be killed: closing waits for them, as the CLI's pool waits for its processes to exit. */
   async close(how: 'drain' | 'kill'): Promise<void> {
     this.closed.push(how);
+    await Promise.all(this.running);
   }
 }
 
