@@ -33,6 +33,46 @@ export function predictClasses(
   return out;
 }
 
+/**
+ * The base's output (fc1 after relu, dropout off) for every image, in the chunks of
+ * EVAL_BATCH_SIZE rows that predictClasses uses. While the base is frozen (phase two) these
+ * are fixed: computed once, every later prediction is the head alone
+ * (predictFromBaseFeatures), with the same kernels on the same chunks, so the same bits.
+ */
+export interface BaseFeatures {
+  readonly chunks: readonly tf.Tensor2D[];
+  readonly length: number;
+  dispose(): void;
+}
+
+export function baseFeatures(vars: NetworkVariables, spec: NetworkSpec, data: LabelledImages, batchSize = EVAL_BATCH_SIZE): BaseFeatures {
+  const chunks: tf.Tensor2D[] = [];
+  try {
+    for (let start = 0; start < data.length; start += batchSize) {
+      const end = Math.min(start + batchSize, data.length);
+      const { x, size } = gatherBatch(data, [start, end]);
+      chunks.push(tf.tidy(() => features(vars, inputTensor(x, size, spec), spec, null)));
+    }
+  } catch (error) {
+    tf.dispose(chunks);
+    throw error;
+  }
+  return { chunks, length: data.length, dispose: () => tf.dispose(chunks) };
+}
+
+/** predictClasses from baseFeatures: only the head runs. */
+export function predictFromBaseFeatures(vars: Pick<NetworkVariables, 'headKernel' | 'headBias'>, base: BaseFeatures): Int32Array {
+  const out = new Int32Array(base.length);
+  let start = 0;
+  for (const chunk of base.chunks) {
+    const predicted = tf.tidy(() => tf.argMax(headLogits(vars, chunk), 1));
+    out.set(predicted.dataSync() as Int32Array, start);
+    predicted.dispose();
+    start += chunk.shape[0];
+  }
+  return out;
+}
+
 /** Share of predictions equal to the labels; 0 for an empty set. */
 export function accuracyOf(predicted: ArrayLike<number>, labels: ArrayLike<number>): number {
   if (predicted.length === 0) return 0;

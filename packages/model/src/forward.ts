@@ -111,14 +111,36 @@ export function fillKeepMask(rng: Rng, out: Float32Array, keepProb: number): Flo
 
 /** conv -> relu -> pool -> dropout -> flatten -> fc1 -> relu -> dropout: the base's output. */
 export function features(vars: NetworkVariables, x: tf.Tensor4D, spec: NetworkSpec, masks: DropoutMasks | null): tf.Tensor2D {
+  return tf.tidy(() => fc1Features(vars, convPool(vars, x), spec, masks));
+}
+
+/**
+ * conv -> relu -> max-pool, the part of the base before the first dropout. Each image's
+ * output depends on that image alone (frozen-base.test.ts checks it on wasm and cpu), so a
+ * frozen base's outputs can be computed once per image and reused (phase two's
+ * PooledFeatureCache).
+ */
+export function convPool(vars: Pick<NetworkVariables, 'convKernel' | 'convBias'>, x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
-    const size = x.shape[0];
-    const { poolRows, poolCols, flat } = featureGeometry(spec);
     // tf.fused ops add the bias and apply relu inside the conv/matmul kernel when no
     // gradient is being taken (the frozen base of phase two, evaluation); under a gradient
     // tape tfjs runs them as the separate ops they replace.
     const conv = tf.fused.conv2d({ x, filter: vars.convKernel as tf.Tensor4D, strides: 1, pad: 'valid', bias: vars.convBias, activation: 'relu' });
-    let h: tf.Tensor = tf.maxPool(conv as tf.Tensor4D, 2, 2, 'same');
+    return tf.maxPool(conv as tf.Tensor4D, 2, 2, 'same');
+  });
+}
+
+/** dropout -> flatten -> fc1 -> relu -> dropout, from convPool's output. */
+export function fc1Features(
+  vars: Pick<NetworkVariables, 'fc1Kernel' | 'fc1Bias'>,
+  pooled: tf.Tensor4D,
+  spec: NetworkSpec,
+  masks: DropoutMasks | null,
+): tf.Tensor2D {
+  return tf.tidy(() => {
+    const size = pooled.shape[0];
+    const { poolRows, poolCols, flat } = featureGeometry(spec);
+    let h: tf.Tensor = pooled;
     if (masks) h = tf.mul(h, tf.tensor4d(masks.pool, [size, poolRows, poolCols, spec.filters]));
     // NHWC flatten, the same element order as the seed's tf.reshape and Keras' Flatten.
     const flatH = tf.reshape(h, [size, flat]) as tf.Tensor2D;

@@ -18,10 +18,21 @@ export {
   truncatedNormalValues,
 } from './network.ts';
 export type { NetworkSpec, NetworkVariables } from './network.ts';
-export { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, inputTensor, trainingLoss } from './forward.ts';
+export { batchRows, convPool, crossEntropy, drawDropoutMasks, fc1Features, features, gatherBatch, headLogits, inputTensor, trainingLoss } from './forward.ts';
 export type { Batch, DropoutMasks, LabelledImages } from './forward.ts';
-export { EVAL_BATCH_SIZE, accuracyOf, accuracyOn, classificationReport, evaluate, perClassByLabel, predictClasses, testClasses } from './evaluate.ts';
-export type { Evaluation, TestClasses } from './evaluate.ts';
+export {
+  EVAL_BATCH_SIZE,
+  accuracyOf,
+  accuracyOn,
+  baseFeatures,
+  classificationReport,
+  evaluate,
+  perClassByLabel,
+  predictClasses,
+  predictFromBaseFeatures,
+  testClasses,
+} from './evaluate.ts';
+export type { BaseFeatures, Evaluation, TestClasses } from './evaluate.ts';
 export { MODEL_DIR, MODEL_JSON, WEIGHTS_BIN, listModelFiles, loadModel, modelDirOf, modelFilesOf, readModelArtifact, saveModel, writeModelArtifact } from './io.ts';
 export type { ModelFiles } from './io.ts';
 export { silentLogger } from './logger.ts';

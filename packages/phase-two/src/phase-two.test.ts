@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InputArtifact } from '@graft/core';
 import { MODEL_DIR, listModelFiles, loadModel, networkVariables, readWeights } from '@graft/model';
-import { METRICS_FILE } from '@graft/train';
+import { BASE_CACHE_ENV, BASE_CACHE_MB_ENV, METRICS_FILE } from '@graft/train';
 import { stageContext, syntheticSplit, trainedModelArtifact, widenedHeadArtifact } from '@graft/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { phaseTwoStage } from './phase-two.ts';
 import type { PhaseTwoMetricsFile } from './phase-two.ts';
 
@@ -39,6 +39,9 @@ beforeAll(async () => {
   transplant = await widenedHeadArtifact(root, phaseOne, 4);
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
 
 describe('phaseTwoStage', () => {
   it('trains only the head: every base weight stays bit-identical to the transplant', async () => {
@@ -74,6 +77,28 @@ describe('phaseTwoStage', () => {
     const c = await run({ ...quick, epochs: 1, seed: 5 });
     expect(a.weights.headKernel).toEqual(b.weights.headKernel);
     expect(a.weights.headKernel).not.toEqual(c.weights.headKernel);
+  });
+
+  it('gives byte-identical weights.bin and metrics with the frozen base cached and without', async () => {
+    const files = async (env: Record<string, string>) => {
+      for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+      const { ctx, metrics } = await run({ ...quick, epochs: 3 });
+      vi.unstubAllEnvs();
+      // Wall-clock fields differ between any two runs; everything else must not.
+      const { msPerStep: _ms, durationMs: _d, ...numbers } = metrics as PhaseTwoMetricsFile & { durationMs?: number };
+      return { weights: await readFile(join(ctx.outDir, MODEL_DIR, 'weights.bin')), numbers };
+    };
+    const off = await files({ [BASE_CACHE_ENV]: 'off' });
+    const on = await files({});
+    // No room for training images: only the validation features are kept (mixed bounds are
+    // tested with the seed's image size in @graft/train's frozen-base.test.ts).
+    const partial = await files({ [BASE_CACHE_MB_ENV]: '0' });
+    expect(on.weights.equals(off.weights)).toBe(true);
+    expect(partial.weights.equals(off.weights)).toBe(true);
+    expect(on.numbers).toEqual(off.numbers);
+    expect(partial.numbers).toEqual(off.numbers);
+    expect(off.numbers.curve).toHaveLength(3);
+    expect(off.numbers.valAccuracy).not.toBe(off.numbers.valAccuracyBefore);
   });
 
   it('trains every layer with trainBase', async () => {

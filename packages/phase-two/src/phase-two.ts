@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { GraftError, MAX_SEED, Rng, UsageError, defineStage } from '@graft/core';
 import { readSplitData, readSplitInfo } from '@graft/data';
 // Types only from the packages that load tfjs; the CLI must not pay for it on cache hits.
+import type { BaseFeatures } from '@graft/model';
 import type { TrainingMetricsFile } from '@graft/train';
 import { ALL_LAYERS, HEAD_ONLY, PHASE_TWO_DEFAULTS, TRAINING_LIMITS } from '@graft/train/recipes';
 import { PHASE_TWO_ERROR_CODES } from './error-codes.ts';
@@ -75,6 +76,7 @@ export const phaseTwoStage = defineStage({
     const split = await readSplitInfo(dataInput.path);
     const modelDir = m.modelDirOf(modelInput.path);
     const model = await m.readModelArtifact(modelInput);
+    let validationBase: BaseFeatures | null = null;
     try {
       const spec = m.specFromModel(model);
       if (spec.numClasses !== split.numClassesPhaseTwo) {
@@ -93,7 +95,13 @@ export const phaseTwoStage = defineStage({
         throw new UsageError(PHASE_TWO_ERROR_CODES.emptySplit, 'a phase-two split (train, validation or test) is empty; phase-two needs rows in all three');
       }
       const vars = m.networkVariables(model);
-      const valAccuracyBefore = m.accuracyOn(vars, spec, validation);
+      // The head-only run never changes the base: the validation set's base features serve
+      // the accuracy before and after training (the same bits as accuracyOn; frozen-base.ts).
+      const frozenBase = !params.trainBase && t.baseCacheSettings().enabled;
+      validationBase = frozenBase ? m.baseFeatures(vars, spec, validation) : null;
+      const validationAccuracy = () =>
+        validationBase ? m.accuracyOf(m.predictFromBaseFeatures(vars, validationBase), validation.labels) : m.accuracyOn(vars, spec, validation);
+      const valAccuracyBefore = validationAccuracy();
       logger.info(
         { train: train.length, valAccuracyBefore, trainBase: params.trainBase },
         `phase-two: ${params.epochs} epochs x ${params.batchesPerEpoch} batches of ${params.batchSize}, ${params.trainBase ? 'every layer' : 'head only'}; val accuracy before ${(valAccuracyBefore * 100).toFixed(2)} %`,
@@ -118,7 +126,7 @@ export const phaseTwoStage = defineStage({
         progressLabel: NAME,
       });
 
-      const valAccuracy = m.accuracyOn(vars, spec, validation);
+      const valAccuracy = validationAccuracy();
       const testPredicted = m.predictClasses(vars, spec, test);
       const testEval = m.classificationReport(testPredicted, test.labels, spec.numClasses);
       const newUnits = new Set(split.heldOut.map((label) => classMap[String(label)]));
@@ -138,6 +146,7 @@ export const phaseTwoStage = defineStage({
         summary: { newClassTestAccuracy, valAccuracyBefore },
       });
     } finally {
+      validationBase?.dispose();
       model.dispose();
     }
   },

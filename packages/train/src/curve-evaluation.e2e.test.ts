@@ -9,6 +9,7 @@ import { buildNetwork, initBackend, networkVariables, readWeights } from '@graft
 import type { ModelLogger, NetworkSpec } from '@graft/model';
 import { syntheticImages } from '@graft/data';
 import { EVALUATION_ENV, openCurveEvaluator } from './curve-evaluation.ts';
+import { BASE_CACHE_ENV } from './frozen-base.ts';
 import { shuffledPlan } from './plans.ts';
 import { trainLoop } from './train-loop.ts';
 import type { TrainOptions } from './train-loop.ts';
@@ -26,6 +27,7 @@ afterAll(async () => {
 });
 afterEach(() => {
   delete process.env[EVALUATION_ENV];
+  delete process.env[BASE_CACHE_ENV];
 });
 
 /** OS threads of this process: a worker thread is one, and it is gone once terminated. */
@@ -104,6 +106,15 @@ describe('curve evaluation on a worker thread', () => {
     expect(comparable(worker.lines)).toEqual(comparable(inline.lines));
     expect(inline.lines.filter((l) => 'progress' in l.obj)).toHaveLength(36);
     expect(worker.weights).toEqual(inline.weights);
+    if (trainable === 'head') {
+      // Head only, both evaluators above kept the frozen base's validation features (and the
+      // loop its conv+pool outputs); without any of it, the same curve and weights.
+      process.env[BASE_CACHE_ENV] = 'off';
+      const uncached = await run('inline', trainable, `${backend}-${trainable}-uncached`);
+      delete process.env[BASE_CACHE_ENV];
+      expect(uncached.result.curve).toEqual(worker.result.curve);
+      expect(uncached.weights).toEqual(worker.weights);
+    }
     // Training learned something, so equal curves are not equal by being trivial.
     const vals = inline.result.curve.map((p) => p.valAccuracy);
     expect(new Set(vals).size).toBeGreaterThan(1);

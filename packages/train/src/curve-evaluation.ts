@@ -16,8 +16,8 @@ import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { GraftError, startWorker } from '@graft/core';
 import type { CurvePoint } from '@graft/core';
-import { VARIABLE_ORDER, accuracyOf, accuracyOn, features, headLogits, inputTensor } from '@graft/model';
-import type { LabelledImages, NetworkSpec, NetworkVariables } from '@graft/model';
+import { VARIABLE_ORDER, accuracyOf, accuracyOn, baseFeatures, features, headLogits, inputTensor, predictFromBaseFeatures } from '@graft/model';
+import type { BaseFeatures, LabelledImages, NetworkSpec, NetworkVariables } from '@graft/model';
 import { TRAIN_ERROR_CODES } from './error-codes.ts';
 
 type VariableName = keyof NetworkVariables;
@@ -61,20 +61,49 @@ export interface CurveEvaluatorOptions {
   validation: LabelledImages;
   /** Variables the loop changes; the worker receives only these after the first point. */
   trained: readonly VariableName[];
+  /**
+   * The base (conv, fc1) never changes: the validation set's base features are computed
+   * at the first point and every later point runs the head alone (PointScorer).
+   */
+  frozenBase?: boolean;
   record(point: CurvePoint, msPerStep: number): void;
 }
 
-/** The accuracies of one curve point: the step's batch and the validation set, dropout off. */
-export function pointAccuracies(
-  vars: NetworkVariables,
-  spec: NetworkSpec,
-  batch: StepBatch,
-  validation: LabelledImages,
-): { batchAccuracy: number; valAccuracy: number } {
-  const predicted = tf.tidy(() => tf.argMax(headLogits(vars, features(vars, inputTensor(batch.x, batch.size, spec), spec, null)), 1));
-  const values = predicted.dataSync();
-  predicted.dispose();
-  return { batchAccuracy: accuracyOf(values, batch.y), valAccuracy: accuracyOn(vars, spec, validation) };
+/**
+ * The accuracies of one curve point: the step's batch and the validation set, dropout off.
+ * With `frozenBase` (phase two: only the head changes) the validation set's base features
+ * are computed once, at the first point, and kept (5,000 × 500 floats, 10 MB); every point
+ * then runs the head alone on them, with the kernels and chunks accuracyOn uses, so the
+ * same numbers. The batch's accuracy is computed from its images (100 of them).
+ */
+export class PointScorer {
+  private validationBase: BaseFeatures | null = null;
+
+  constructor(
+    private readonly spec: NetworkSpec,
+    private readonly validation: LabelledImages,
+    private readonly frozenBase: boolean,
+  ) {}
+
+  score(vars: NetworkVariables, batch: StepBatch): { batchAccuracy: number; valAccuracy: number } {
+    const { spec, validation } = this;
+    const predicted = tf.tidy(() => tf.argMax(headLogits(vars, features(vars, inputTensor(batch.x, batch.size, spec), spec, null)), 1));
+    const values = predicted.dataSync();
+    predicted.dispose();
+    let valAccuracy: number;
+    if (this.frozenBase) {
+      this.validationBase ??= baseFeatures(vars, spec, validation);
+      valAccuracy = accuracyOf(predictFromBaseFeatures(vars, this.validationBase), validation.labels);
+    } else {
+      valAccuracy = accuracyOn(vars, spec, validation);
+    }
+    return { batchAccuracy: accuracyOf(values, batch.y), valAccuracy };
+  }
+
+  dispose(): void {
+    this.validationBase?.dispose();
+    this.validationBase = null;
+  }
 }
 
 /**
@@ -102,11 +131,14 @@ export function openCurveEvaluator(options: CurveEvaluatorOptions): CurveEvaluat
 
 class InlineEvaluator implements CurveEvaluator {
   readonly mode = 'inline';
-  constructor(private readonly options: CurveEvaluatorOptions) {}
+  private readonly scorer: PointScorer;
+
+  constructor(private readonly options: CurveEvaluatorOptions) {
+    this.scorer = new PointScorer(options.spec, options.validation, options.frozenBase ?? false);
+  }
 
   async submit(at: PointAt, batch: StepBatch, msPerStep: number): Promise<void> {
-    const { vars, spec, validation } = this.options;
-    this.options.record({ ...at, ...pointAccuracies(vars, spec, batch, validation) }, msPerStep);
+    this.options.record({ ...at, ...this.scorer.score(this.options.vars, batch) }, msPerStep);
   }
 
   inOrder(then: () => void): void {
@@ -114,14 +146,16 @@ class InlineEvaluator implements CurveEvaluator {
   }
 
   async drain(): Promise<void> {}
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.scorer.dispose();
+  }
 }
 
 // ---------------------------------------------------------------------------------
 // The worker evaluator and its message protocol.
 
 export type WorkerRequest =
-  | { type: 'init'; backend: string; spec: NetworkSpec; validation: LabelledImages }
+  | { type: 'init'; backend: string; spec: NetworkSpec; validation: LabelledImages; frozenBase: boolean }
   | {
       type: 'evaluate';
       id: number;
@@ -171,6 +205,7 @@ class WorkerEvaluator implements CurveEvaluator {
       type: 'init',
       backend: tf.getBackend(),
       spec,
+      frozenBase: this.options.frozenBase ?? false,
       validation: {
         length: validation.length,
         rows: validation.rows,

@@ -5,20 +5,20 @@
  *
  * Messages are handled strictly in arrival order, so results come back in the order the
  * training loop submitted them. The computation is the training thread's own
- * (`pointAccuracies`), on the same backend and kernels, so the numbers are the same bits.
+ * (`PointScorer`), on the same backend and kernels, so the numbers are the same bits.
  */
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { VARIABLE_ORDER, assignValues, initBackend } from '@graft/model';
-import type { LabelledImages, NetworkSpec, NetworkVariables } from '@graft/model';
-import { pointAccuracies } from './curve-evaluation.ts';
+import type { NetworkSpec, NetworkVariables } from '@graft/model';
+import { PointScorer } from './curve-evaluation.ts';
 import type { WorkerReply, WorkerRequest } from './curve-evaluation.ts';
 
 if (!parentPort) throw new Error('curve-evaluation.worker.ts runs only as a worker thread (see curve-evaluation.ts)');
 const port = parentPort;
 
 let spec: NetworkSpec | null = null;
-let validation: LabelledImages | null = null;
+let scorer: PointScorer | null = null;
 let vars: NetworkVariables | null = null;
 // Messages arrive while the backend is still loading; chaining keeps their order.
 let queue: Promise<void> = Promise.resolve();
@@ -35,10 +35,10 @@ async function handle(message: WorkerRequest): Promise<void> {
     const info = await initBackend(message.backend);
     if (info.backend !== message.backend) throw new Error(`worker backend is ${info.backend}, the training thread's is ${message.backend}`);
     spec = message.spec;
-    validation = message.validation;
+    scorer = new PointScorer(message.spec, message.validation, message.frozenBase);
     return;
   }
-  if (!spec || !validation) throw new Error("'evaluate' before 'init'");
+  if (!spec || !scorer) throw new Error("'evaluate' before 'init'");
   for (const name of VARIABLE_ORDER) {
     const values = message.weights[name];
     if (!values) continue;
@@ -52,7 +52,7 @@ async function handle(message: WorkerRequest): Promise<void> {
     }
   }
   if (!vars || VARIABLE_ORDER.some((name) => !vars![name])) throw new Error('the first evaluation must carry every variable');
-  const { batchAccuracy, valAccuracy } = pointAccuracies(vars, spec, message.batch, validation);
+  const { batchAccuracy, valAccuracy } = scorer.score(vars, message.batch);
   const reply: WorkerReply = { type: 'result', id: message.id, batchAccuracy, valAccuracy };
   port.postMessage(reply);
 }

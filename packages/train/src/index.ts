@@ -4,6 +4,8 @@ export { CHECKPOINT_FILE, trainLoop } from './train-loop.ts';
 export type { BatchPlan, TrainOptions, TrainResult } from './train-loop.ts';
 export { EVALUATION_ENV, chooseEvaluationMode } from './curve-evaluation.ts';
 export type { EvaluationMode } from './curve-evaluation.ts';
+export { BASE_CACHE_ENV, BASE_CACHE_MB_ENV, PooledFeatureCache, baseCacheSettings, defaultBaseCacheBytes } from './frozen-base.ts';
+export type { BaseCacheSettings } from './frozen-base.ts';
 export { contiguousPlan, shuffledEpochPlan, shuffledPlan } from './plans.ts';
 export { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 export type { Checkpoint, CheckpointTensor } from './checkpoint.ts';

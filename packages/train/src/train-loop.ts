@@ -6,8 +6,10 @@ import type { CurvePoint } from '@graft/core';
 import {
   VARIABLE_ORDER,
   assignValues,
+  convPool,
   crossEntropy,
   drawDropoutMasks,
+  fc1Features,
   features,
   gatherBatch,
   headLogits,
@@ -24,6 +26,7 @@ import { ADAM_CONSTANTS } from './recipes.ts';
 import { openCurveEvaluator } from './curve-evaluation.ts';
 import type { EvaluationMode } from './curve-evaluation.ts';
 import { TRAIN_ERROR_CODES } from './error-codes.ts';
+import { PooledFeatureCache, baseCacheSettings } from './frozen-base.ts';
 
 type VariableName = keyof NetworkVariables;
 
@@ -118,6 +121,17 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
     { decay },
   );
 
+  // The frozen base's conv+pool outputs per image, computed once (frozen-base.ts).
+  const cacheSettings = baseCacheSettings();
+  const frozenBase = options.trainable === 'head' && cacheSettings.enabled;
+  const baseCache = frozenBase ? new PooledFeatureCache(spec, train, cacheSettings.maxBytes) : null;
+  if (baseCache) {
+    logger?.info(
+      { cachedImages: baseCache.capacity, trainImages: train.length, maxBytes: cacheSettings.maxBytes },
+      `frozen base: conv+pool outputs of ${baseCache.capacity} of ${train.length} training images are kept after their first batch`,
+    );
+  }
+
   const state: LoopState = { epoch: 0, steps: 0, curve: [], trainMs: 0, elapsedMs: 0, rng: rng.getState(), backend: tf.getBackend() };
   let resumedAfterEpoch: number | null = null;
   const checkpointPath = options.checkpoint ? join(options.checkpoint.dir, CHECKPOINT_FILE) : null;
@@ -127,6 +141,7 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
     spec,
     validation,
     trained,
+    frozenBase,
     record(point, msPerStep) {
       state.curve.push(point);
       logger?.info(
@@ -164,7 +179,6 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
         const t0 = performance.now();
         const { x, y, size } = gatherBatch(train, batches[b]!);
         const masks = drawDropoutMasks(rng, size, spec, keepProb);
-        const xT = inputTensor(x, size, spec);
         const yT = tf.tensor1d(y, 'int32');
         // Before the update: the loss of the weights this step starts from.
         const penalty = regularised.length === 0 ? 0 : (l2 * sumOfSquares(regularised)) / 2 / regularised.length;
@@ -173,15 +187,16 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
           const lossT = tf.tidy(() => {
             if (options.trainable === 'head') {
               // Outside minimize(): no tape, so no backward pass through the frozen base.
-              const feats = features(vars, xT, spec, masks);
+              const pooled = baseCache ? baseCache.pooled(vars, batches[b]!, x) : convPool(vars, inputTensor(x, size, spec));
+              const feats = fc1Features(vars, pooled, spec, masks);
               return optimizer.minimize(() => crossEntropy(headLogits(vars, feats), yT));
             }
+            const xT = inputTensor(x, size, spec);
             return optimizer.minimize(() => crossEntropy(headLogits(vars, features(vars, xT, spec, masks)), yT));
           });
           lossValue = Math.fround(lossT.dataSync()[0]! + penalty);
           lossT.dispose();
         } finally {
-          xT.dispose();
           yT.dispose();
         }
         state.trainMs += performance.now() - t0;
@@ -220,6 +235,12 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
     }
     await evaluator.drain();
     state.elapsedMs = elapsedBefore + (performance.now() - sessionStart);
+    if (baseCache) {
+      logger?.info(
+        { cachedImages: baseCache.size, reused: baseCache.hits, computed: baseCache.misses },
+        `frozen base: conv+pool reused for ${baseCache.hits} images, computed for ${baseCache.misses}`,
+      );
+    }
     return {
       curve: state.curve,
       steps: state.steps,
