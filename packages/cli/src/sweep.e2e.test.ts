@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeIdxSlice } from '@graft/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, graft, lastJson, ls } from './test-support.ts';
+import { MNIST_DIR, graft, lastJson, ls, startGraft, waitFor } from './test-support.ts';
 
 let work: string;
 const store = () => join(work, 'store');
@@ -131,6 +131,42 @@ describe('graft run --grid --seeds --jobs 2', () => {
     const out = lastJson(result.stdout);
     expect(out.sweepId).toBeUndefined();
     expect(out.stages['phase-two'].cached).toBe(true);
+  });
+});
+
+describe('stopping graft run --jobs 2', () => {
+  it('SIGTERM stops the build processes, exits 143 and leaves a store that verifies; the same command then finishes', async () => {
+    const stopStore = join(work, 'stop-store');
+    const args = ['run', 'all', '--config', 'tiny.json', '--artifacts', stopStore, '--seeds', '7,8', '--jobs', '2', '--set', 'phase-one.epochs=3'];
+    const running = startGraft(args, work);
+    try {
+      // Both phase ones are training in their own processes.
+      const training = () =>
+        new Set(
+          running
+            .output()
+            .stderr.split('\n')
+            .filter((line) => line.includes('"entry":"phase-one"') && line.includes('"msg":"epoch 1 batch'))
+            .map((line) => JSON.parse(line).key),
+        );
+      await waitFor(async () => (training().size >= 2 ? true : undefined), 'two phase-one builds to train', 120_000);
+      process.kill(running.child.pid!, 'SIGTERM');
+      const exit = await running.exited;
+      expect(exit.code, running.output().stderr).toBe(143);
+      expect(running.output().stderr).toMatch(/\[INTERRUPTED\] Stopped before the end: 2 of 8 units were done/);
+      // No build process outlives graft (they share its process group).
+      expect(() => process.kill(-running.child.pid!, 0)).toThrow(/ESRCH/);
+    } finally {
+      await running.kill9();
+    }
+    expect(await ls(join(stopStore, 'phase-one'))).toEqual([]);
+    const verify = await graft(['artifacts', 'verify', '--artifacts', stopStore], work);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    const list = await graft(['runs', 'ls', '--artifacts', stopStore, '--json'], work);
+    expect(JSON.parse(list.stdout).map((r: any) => r.status)).toEqual(['interrupted', 'interrupted']);
+    const again = await graft([...args, '--json'], work);
+    expect(again.code, again.stderr).toBe(0);
+    expect(lastJson(again.stdout).runs.map((r: any) => r.stages['phase-two'].cached)).toEqual([false, false]);
   });
 });
 

@@ -306,9 +306,15 @@ export async function runPlanInParallel(options: ParallelOptions): Promise<PlanO
         (error: unknown) => {
           building--;
           progress.stop();
-          const failure: UnitError = interrupted
-            ? { code: SWEEP_ERROR_CODES.interrupted, message: 'stopped by Ctrl-C or SIGTERM while building; run the same command again to go on', exitCode: 1 }
-            : asUnitError(error);
+          if (interrupted) {
+            // Stopped, not failed: its runs keep status 'running' in their records, which
+            // `graft runs ls` reports as interrupted once this process is gone (as for a
+            // serial run stopped by a signal).
+            state.set(unit.id, 'failed');
+            if (building === 0) finish();
+            return;
+          }
+          const failure = asUnitError(error);
           if (!interrupted) log.error({ code: failure.code }, `${unit.entry}: ${failure.message}`);
           settle(unit, { error: failure, skipped: false });
         },
@@ -336,7 +342,8 @@ export async function runPlanInParallel(options: ParallelOptions): Promise<PlanO
     await writes;
   }
   if (interrupted) {
-    throw new GraftError(SWEEP_ERROR_CODES.interrupted, `Stopped before the end: ${plan.units.length - pending} of ${plan.units.length} units settled. Run the same command again to go on (finished artifacts are reused, training resumes from checkpoints).`);
+    const finishedUnits = [...state.values()].filter((s) => s === 'done').length;
+    throw new GraftError(SWEEP_ERROR_CODES.interrupted, `Stopped before the end: ${finishedUnits} of ${plan.units.length} units were done. Run the same command again to go on (finished artifacts are reused, training resumes from checkpoints).`);
   }
   if (plan.isSweep) await writeSweepRecord(store.root, sweepRecordOf(plan, runs.map((r) => r.runId), previous));
   return { records: runs.map((r) => r.record), failures };
