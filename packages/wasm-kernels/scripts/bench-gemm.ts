@@ -11,6 +11,10 @@
  * paid every time). Variants run interleaved (A B A B ...) so a drifting machine moves
  * them alike; it prints the median of each (CPU time of the call) and GFLOP/s (2·m·k·n per call, zeros counted).
  *
+ * With relaxed SIMD available (Node 24, or Node 20 run as
+ * `node --experimental-wasm-relaxed-simd --import tsx ...`) it adds graft's experimental
+ * relaxed_madd kernels as a third variant and prints their largest deviation from the exact ones.
+ *
  * Run: `npx tsx packages/wasm-kernels/scripts/bench-gemm.ts [rounds] [--x-zeros 0.5] [--dy-zeros 0.75]`
  */
 import { loadavg } from 'node:os';
@@ -18,6 +22,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from '../src/index.ts';
 import { setGemmKernels } from '../src/batch-mat-mul.ts';
+import { gemmLimits, relaxedFmaAvailable } from '../src/gemm.ts';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -67,8 +73,11 @@ const products: Product[] = [
 /** Each variant: a name and what to switch on before its calls. */
 const variants: { name: string; select: () => void }[] = [
   { name: 'xnnpack', select: () => setGemmKernels(false) },
-  { name: 'graft gemm', select: () => setGemmKernels(true) },
+  { name: 'graft gemm', select: () => ((gemmLimits.relaxedFma = false), setGemmKernels(true)) },
 ];
+const relaxed = relaxedFmaAvailable(tf.backend() as BackendWasm);
+if (relaxed) variants.push({ name: 'graft relaxed FMA', select: () => ((gemmLimits.relaxedFma = true), setGemmKernels(true)) });
+console.log(`relaxed SIMD ${relaxed ? 'available: measuring the relaxed_madd variant too' : 'not available in this runtime'}`);
 
 console.log(
   `bench-gemm: ${rounds} interleaved rounds, X zeros ${xZeros}, dY zeros ${dyZeros}, node ${process.version}, ` +
@@ -102,6 +111,23 @@ for (const p of products) {
   });
   results[p.name] = row;
   const ratio = row[variants[1]!.name]! / row[variants[0]!.name]!;
-  console.log(`${p.name.padEnd(42)} ${parts.join('  ')}  ratio ${ratio.toFixed(2)}`);
+  let deviation = '';
+  if (relaxed) {
+    // Largest |relaxed - exact| relative to the largest |exact|, on one fresh W.
+    const w = tf.tensor2d(wValues, [K, N]);
+    variants[1]!.select();
+    const exact = p.run(w).dataSync();
+    variants[2]!.select();
+    const fused = p.run(w).dataSync();
+    let worst = 0;
+    let scale = 0;
+    exact.forEach((v, i) => {
+      worst = Math.max(worst, Math.abs(v - fused[i]!));
+      scale = Math.max(scale, Math.abs(v));
+    });
+    w.dispose();
+    deviation = `, FMA ratio ${(row[variants[2]!.name]! / row[variants[0]!.name]!).toFixed(2)}, FMA max deviation ${(worst / scale).toExponential(1)} of max |C|`;
+  }
+  console.log(`${p.name.padEnd(42)} ${parts.join('  ')}  ratio ${ratio.toFixed(2)}${deviation}`);
 }
 console.log(`load average after ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);

@@ -26,7 +26,7 @@ function each(count: number, line: (v: number) => string): string {
  * or anything else (C written transposed, lane by lane).
  * $flags: 1 = start from the bias (at $bias, one value per column) instead of 0, 2 = ReLU.
  */
-function rowsKernel(width: number): string {
+function rowsKernel(width: number, relaxedFma: boolean): string {
   const V = width >> 2;
   const S = width & 3;
   const vecs = (line: (v: number) => string) => each(V, line);
@@ -60,7 +60,11 @@ ${scal((t) => `          (local.set $sacc${t} (f32.const 0))`)}
             (local.set $bp (i32.add (local.get $b) (i32.load (local.get $p))))
 ${V > 0 ? `            (local.set $a (v128.load32_splat offset=4 (local.get $p)))` : ''}
 ${S > 0 ? `            (local.set $as (f32.load offset=4 (local.get $p)))` : ''}
-${vecs((v) => `            (local.set $acc${v} (f32x4.add (local.get $acc${v}) (f32x4.mul (local.get $a) (v128.load offset=${vOff(v)} (local.get $bp)))))`)}
+${vecs((v) =>
+  relaxedFma
+    ? `            (local.set $acc${v} (f32x4.relaxed_madd (local.get $a) (v128.load offset=${vOff(v)} (local.get $bp)) (local.get $acc${v})))`
+    : `            (local.set $acc${v} (f32x4.add (local.get $acc${v}) (f32x4.mul (local.get $a) (v128.load offset=${vOff(v)} (local.get $bp)))))`,
+)}
 ${scal((t) => `            (local.set $sacc${t} (f32.add (local.get $sacc${t}) (f32.mul (local.get $as) (f32.load offset=${sOff(t)} (local.get $bp)))))`)}
             (br_if $k (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 8))) (local.get $end))))))
       (if (i32.and (local.get $flags) (i32.const 2))
@@ -102,7 +106,14 @@ function shuffle(lanes: [number, number, number, number]): string {
   return `i8x16.shuffle ${lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]).join(' ')}`;
 }
 
-export const GEMM_SIMD_WAT = String.raw`;; A·B with A's exact zeros skipped, on the tfjs wasm backend's memory (imported).
+/**
+ * The module's text. `relaxedFma` builds the experimental variant whose vector kernels use
+ * f32x4.relaxed_madd (one fused multiply-add where the CPU has FMA, so each sum is rounded
+ * differently: not XNNPACK's bits; benchmarks only, see gemm.ts).
+ */
+export function gemmWat(options: { relaxedFma?: boolean } = {}): string {
+  const relaxedFma = options.relaxedFma === true;
+  return String.raw`;; A·B with A's exact zeros skipped, on the tfjs wasm backend's memory (imported).
 (module
   (import "env" "memory" (memory 0))
   (type $rowsType (func (param i32 i32 i32 i32 i32 i32 i32 i32 i32)))
@@ -143,7 +154,7 @@ export const GEMM_SIMD_WAT = String.raw`;; A·B with A's exact zeros skipped, on
           (i32.shr_u (i32.sub (local.get $out) (local.get $nz)) (i32.const 3)))
         (br_if $row (i32.lt_u (local.get $r) (local.get $rows)))))
     (i32.shr_u (i32.sub (local.get $out) (local.get $nz)) (i32.const 3)))
-${WIDTHS.map(rowsKernel).join('')}
+${WIDTHS.map((w) => rowsKernel(w, relaxedFma)).join('')}
   ;; B [k×n] (element (r, j) at $b + r·$rowStep + j·$colStep bytes, so a transposed B
   ;; is packed as easily) copied into panels of ${PANEL} columns: panel p holds B[r, ${PANEL}p + i]
   ;; at $dst + p·k·${ROW} + r·${ROW} + 4i, every row of a panel in one ${ROW}-byte run, so the
@@ -237,3 +248,6 @@ ${each(PANEL / 4, (v) => `                (v128.store offset=${v * 16} (local.ge
           (i32.sub (local.get $n) (local.get $j))))))
 )
 `;
+}
+
+export const GEMM_SIMD_WAT = gemmWat();

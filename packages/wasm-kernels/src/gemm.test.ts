@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FusedAdam, registerWasmTrainingKernels } from './index.ts';
 import { setGemmKernels, sparseGemm } from './batch-mat-mul.ts';
-import { gemmLimits, gemmStats } from './gemm.ts';
+import { gemmLimits, gemmStats, relaxedFmaAvailable } from './gemm.ts';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 /*
  * graft's zero-skipping GEMM must give XNNPACK's products bit for bit (same sum order, see
@@ -86,6 +87,7 @@ afterEach(() => {
   sparseGemm.minWork = 1 << 20;
   gemmLimits.maxDensity = 0.8;
   gemmLimits.transposed = 'auto';
+  gemmLimits.relaxedFma = false;
   setGemmKernels(true);
 });
 
@@ -283,6 +285,36 @@ describe('graft GEMM gives XNNPACK bit for bit', () => {
     for (let i = 0; i < 4; i++) f();
     expect([tf.memory().numTensors, tf.memory().numBytes, numDataIds()]).toEqual(before);
     tf.dispose([a, b, bias]);
+  });
+});
+
+describe('the experimental relaxed-SIMD variant (f32x4.relaxed_madd; benchmarks only, not XNNPACK bits)', () => {
+  // Node 24 has relaxed SIMD; on Node 20: node --experimental-wasm-relaxed-simd
+  // node_modules/vitest/vitest.mjs run packages/wasm-kernels/src/gemm.test.ts --pool threads
+  const available = () => relaxedFmaAvailable(tf.backend() as BackendWasm);
+  it('agrees with the exact kernels within float32 rounding of the sums, where the runtime has relaxed SIMD', (ctx) => {
+    if (!available()) ctx.skip('this runtime has no relaxed SIMD (Node 20 without --experimental-wasm-relaxed-simd)');
+    for (const [ta, tb] of combos) {
+      const { a, b } = operands(40, 700, 53, ta, tb, 91);
+      gemmLimits.relaxedFma = false;
+      const exact = tf.tidy(() => tf.matMul(a, b, ta, tb));
+      gemmLimits.relaxedFma = true;
+      const before = gemmStats.products;
+      const fused = tf.tidy(() => tf.matMul(a, b, ta, tb));
+      expect(gemmStats.products).toBe(before + 1);
+      const [e, f] = [exact.dataSync(), fused.dataSync()];
+      let worst = 0;
+      let scale = 1;
+      e.forEach((v, i) => {
+        worst = Math.max(worst, Math.abs(v - f[i]!));
+        scale = Math.max(scale, Math.abs(v));
+      });
+      // One rounding less per term of ~350 terms: far below 1e-5 of the scale, and not 0
+      // (a bit-identical result would mean the FMA variant did not run).
+      expect(worst).toBeLessThanOrEqual(1e-5 * scale);
+      expect(worst).toBeGreaterThan(0);
+      tf.dispose([a, b, exact, fused]);
+    }
   });
 });
 

@@ -16,7 +16,7 @@
  */
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { GEMM_SIMD_WAT, PANEL } from './gemm-simd-wat.ts';
+import { GEMM_SIMD_WAT, PANEL, gemmWat } from './gemm-simd-wat.ts';
 import { heapF32 } from './wasm-backend.ts';
 import { simdModule } from './simd-module.ts';
 
@@ -38,12 +38,33 @@ const PANEL_ROW_BYTES = 4 * PANEL;
 
 export const GEMM_FLAGS = { biasFirst: 1, relu: 2 } as const;
 
-/** The kernels bound to the backend's memory, or null where the runtime has no wasm SIMD. */
-export const gemmFor = simdModule('gemm-simd', GEMM_SIMD_WAT, (exports): GemmModule => ({
+const bindGemm = (exports: Record<string, unknown>): GemmModule => ({
   compress: exports['compress'] as Compress,
   pack: exports['pack'] as Pack,
   product: exports['product'] as Product,
-}));
+});
+
+/** The exact kernels bound to the backend's memory, or null where the runtime has no wasm SIMD. */
+const exactGemmFor = simdModule('gemm-simd', GEMM_SIMD_WAT, bindGemm);
+
+/**
+ * The relaxed-SIMD variant (f32x4.relaxed_madd in the vector kernels), or null where the
+ * runtime lacks relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd; Node 24 has
+ * it). Not XNNPACK's bits: each multiply-add rounds once where the CPU fuses it. Only used
+ * when gemmLimits.relaxedFma is set (benchmarks); shipping it would need a version bump of
+ * the training stages and an accuracy check.
+ */
+const relaxedGemmFor = simdModule('gemm-relaxed-fma', () => gemmWat({ relaxedFma: true }), bindGemm, { relaxed_simd: true });
+
+/** The kernels to use on this backend (see gemmLimits.relaxedFma), or null. */
+export function gemmFor(backend: BackendWasm): GemmModule | null {
+  return gemmLimits.relaxedFma ? relaxedGemmFor(backend) : exactGemmFor(backend);
+}
+
+/** Whether this runtime can run the relaxed-SIMD variant. */
+export function relaxedFmaAvailable(backend: BackendWasm): boolean {
+  return relaxedGemmFor(backend) !== null;
+}
 
 function address(backend: BackendWasm, info: TensorInfo): number {
   return heapF32(backend, info).byteOffset;
@@ -53,10 +74,11 @@ function address(backend: BackendWasm, info: TensorInfo): number {
  * Tunables, exported for tests and benchmarks. Above `maxDensity` (nonzeros of A over m·k)
  * skipping saves too little for the 1-row kernel to beat XNNPACK's register-blocked one,
  * which also keeps a weight's packing across calls (evaluation reuses it batch after batch).
+ * `relaxedFma`: the experimental relaxed-SIMD kernels instead of the exact ones.
  * `transposed`: 'auto' computes Cᵀ = op(B)ᵀ·op(A)ᵀ instead when B's zeros save more (the
  * filter gradient Xᵀ·dY: dY is sparser than X); tests force either way.
  */
-export const gemmLimits = { maxDensity: 0.8, transposed: 'auto' as 'auto' | 'never' | 'always' };
+export const gemmLimits = { maxDensity: 0.8, transposed: 'auto' as 'auto' | 'never' | 'always', relaxedFma: false };
 
 /**
  * How often the kernel ran (and of those, transposed), how often it packed a right

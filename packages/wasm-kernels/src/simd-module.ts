@@ -8,12 +8,20 @@ import { webAssembly } from './adam-simd.ts';
 
 const wabt = await wabtModule();
 
-/** Assembles `wat` (SIMD on) once and binds it to each backend memory once; null without wasm SIMD. */
-export function simdModule<T>(name: string, wat: string, bind: (exports: Record<string, unknown>) => T): (backend: BackendWasm) => T | null {
+/**
+ * Assembles `wat` (SIMD on, plus `features`) once and binds it to each backend memory once;
+ * null where the runtime rejects the module (no wasm SIMD, or relaxed SIMD not enabled).
+ */
+export function simdModule<T>(
+  name: string,
+  wat: string | (() => string),
+  bind: (exports: Record<string, unknown>) => T,
+  features: Record<string, boolean> = {},
+): (backend: BackendWasm) => T | null {
   let bytes: Uint8Array | undefined;
   const byMemory = new WeakMap<object, T | null>();
   const assemble = (): Uint8Array => {
-    const parsed = wabt.parseWat(`${name}.wat`, wat, { simd: true });
+    const parsed = wabt.parseWat(`${name}.wat`, typeof wat === 'string' ? wat : wat(), { simd: true, ...features });
     try {
       parsed.validate();
       return parsed.toBinary({}).buffer;
