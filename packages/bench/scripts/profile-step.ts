@@ -18,12 +18,27 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import type { PerformanceEntry } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@graft/core';
-import { SEED_NETWORK, VARIABLE_ORDER, buildNetwork, crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, initBackend, inputTensor, networkVariables } from '@graft/model';
-import type { NetworkSpec } from '@graft/model';
+import {
+  SEED_NETWORK,
+  VARIABLE_ORDER,
+  buildNetwork,
+  convPool,
+  crossEntropy,
+  drawDropoutMasks,
+  fc1Features,
+  features,
+  gatherBatch,
+  headLogits,
+  initBackend,
+  inputTensor,
+  networkVariables,
+} from '@graft/model';
+import type { DropoutMasks, NetworkSpec } from '@graft/model';
 import { syntheticImages } from '@graft/data';
-import { createAdam, sumOfSquares } from '@graft/train';
+import { PooledFeatureCache, baseCacheSettings, createAdam, sumOfSquares } from '@graft/train';
 
 const steps = Number(process.argv[2] ?? 30);
+const freshBuffers = process.env.PROFILE_FRESH_BUFFERS === '1';
 const BATCH = 100;
 
 const median = (xs: number[]) => {
@@ -67,7 +82,7 @@ function categorise(profile: { nodes: CpuProfileNode[]; startTime: number; endTi
 
 await initBackend('wasm');
 const data = syntheticImages({ length: 2000, rows: 28, cols: 28, numClasses: 10, seed: 1 });
-console.log(`profile-step: ${steps} steps per phase, batch ${BATCH}, wasm, node ${process.version}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+console.log(`profile-step: ${steps} steps per phase, batch ${BATCH}, wasm, node ${process.version}, ${freshBuffers ? 'fresh' : 'reused'} step buffers, frozen base ${baseCacheSettings().enabled ? 'cached' : 'recomputed'}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
 for (const phase of ['one', 'two'] as const) {
   const spec: NetworkSpec = { ...SEED_NETWORK, numClasses: phase === 'one' ? 9 : 10 };
@@ -79,25 +94,34 @@ for (const phase of ['one', 'two'] as const) {
   const decay = trained.map((n) => (regularised.includes(vars[n]) ? 0.001 / regularised.length : 0));
   const optimizer = createAdam(trained.map((n) => vars[n]), { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, { decay });
   let b = 0;
+  // Phase two's frozen base as trainLoop keeps it (GRAFT_BASE_CACHE=off: recomputed every step).
+  const cache = phase === 'two' && baseCacheSettings().enabled ? new PooledFeatureCache(spec, data, baseCacheSettings().maxBytes) : null;
+  const buffers: { x?: Float32Array; masks?: DropoutMasks | null } = {};
   // trainLoop's step body (packages/train/src/train-loop.ts), without its bookkeeping.
+  // PROFILE_FRESH_BUFFERS=1: new batch and mask arrays every step, as before trainLoop reused them.
   const step = () => {
     const start = (b++ * BATCH) % (data.length - BATCH);
-    const { x, y, size } = gatherBatch(data, [start, start + BATCH]);
-    const masks = drawDropoutMasks(rng, size, spec, 0.7);
-    const xT = inputTensor(x, size, spec);
+    const batch = [start, start + BATCH] as const;
+    const { x, y, size } = gatherBatch(data, batch, freshBuffers ? undefined : buffers.x);
+    const masks = drawDropoutMasks(rng, size, spec, 0.7, freshBuffers ? undefined : buffers.masks);
+    buffers.x = x;
+    buffers.masks = masks;
     const yT = tf.tensor1d(y, 'int32');
     sumOfSquares(regularised);
     const lossT = tf.tidy(() => {
       if (phase === 'two') {
-        const feats = features(vars, xT, spec, masks);
+        const pooled = cache ? cache.pooled(vars, batch, x) : convPool(vars, inputTensor(x, size, spec));
+        const feats = fc1Features(vars, pooled, spec, masks);
         return optimizer.minimize(() => crossEntropy(headLogits(vars, feats), yT));
       }
+      const xT = inputTensor(x, size, spec);
       return optimizer.minimize(() => crossEntropy(headLogits(vars, features(vars, xT, spec, masks)), yT));
     });
     lossT.dataSync();
-    tf.dispose([lossT, xT, yT]);
+    tf.dispose([lossT, yT]);
   };
-  for (let i = 0; i < 5; i++) step();
+  // Warm-up: one pass over the data, so phase two's cache holds every image as in epochs 2-8.
+  for (let i = 0; i < Math.max(5, Math.ceil(data.length / BATCH)); i++) step();
 
   // Wall time and GC over N plain steps.
   const gcs: Array<{ kind: number; ms: number }> = [];

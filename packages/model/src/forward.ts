@@ -29,11 +29,15 @@ function isRange(batch: Batch): batch is readonly [number, number] {
   return !(batch instanceof Uint32Array);
 }
 
-/** Pixels scaled to [0, 1] as the seed's input_data did, and the batch's labels. */
-export function gatherBatch(data: LabelledImages, batch: Batch): { x: Float32Array; y: Int32Array; size: number } {
+/**
+ * Pixels scaled to [0, 1] as the seed's input_data did, and the batch's labels. `into`, when
+ * it has the batch's length, is filled instead of a new array (the training loop reuses one
+ * a step: tensors made from it are gone by the next step).
+ */
+export function gatherBatch(data: LabelledImages, batch: Batch, into?: Float32Array): { x: Float32Array; y: Int32Array; size: number } {
   const rows = batchRows(batch);
   const pixels = data.rows * data.cols;
-  const x = new Float32Array(rows.length * pixels);
+  const x = into?.length === rows.length * pixels ? into : new Float32Array(rows.length * pixels);
   const y = new Int32Array(rows.length);
   for (let i = 0; i < rows.length; i++) {
     const r = rows.row(i);
@@ -61,12 +65,13 @@ export interface DropoutMasks {
  * and a checkpointed Rng state resumes them exactly. Same semantics as tf.nn.dropout:
  * keep with probability keepProb, scale kept values by 1/keepProb.
  */
-export function drawDropoutMasks(rng: Rng, size: number, spec: NetworkSpec, keepProb: number): DropoutMasks | null {
+export function drawDropoutMasks(rng: Rng, size: number, spec: NetworkSpec, keepProb: number, reuse?: DropoutMasks | null): DropoutMasks | null {
   if (keepProb >= 1) return null;
   const { poolRows, poolCols } = featureGeometry(spec);
-  const fill = (n: number) => fillKeepMask(rng, new Float32Array(n), keepProb);
-  const pool = fill(size * poolRows * poolCols * spec.filters);
-  const fc1 = fill(size * spec.hidden);
+  // Every entry is written, so reused arrays (the loop's, from the step before) carry nothing over.
+  const fill = (n: number, old: Float32Array | undefined) => fillKeepMask(rng, old?.length === n ? old : new Float32Array(n), keepProb);
+  const pool = fill(size * poolRows * poolCols * spec.filters, reuse?.pool);
+  const fc1 = fill(size * spec.hidden, reuse?.fc1);
   return { pool, fc1 };
 }
 

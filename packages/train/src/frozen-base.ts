@@ -67,6 +67,7 @@ export class PooledFeatureCache {
   /** Dataset row -> slot in `store`, -1 while not cached. */
   private readonly slots: Int32Array;
   private store: Float32Array | null = null;
+  private out: Float32Array | null = null;
   private used = 0;
   hits = 0;
   misses = 0;
@@ -126,7 +127,9 @@ export class PooledFeatureCache {
     }
     const store = this.store!;
     const flat = this.flat;
-    const out = new Float32Array(size * flat);
+    // Refilled every step (the tensor made from it is disposed with its step).
+    if (this.out?.length !== size * flat) this.out = new Float32Array(size * flat);
+    const out = this.out;
     for (let i = 0, k = 0; i < size; i++) {
       if (missing[i]) {
         out.set(computed!.subarray(k * flat, (k + 1) * flat), i * flat);

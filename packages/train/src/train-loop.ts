@@ -17,7 +17,7 @@ import {
   networkVariables,
   specFromModel,
 } from '@graft/model';
-import type { Batch, LabelledImages, ModelLogger, NetworkVariables } from '@graft/model';
+import type { Batch, DropoutMasks, LabelledImages, ModelLogger, NetworkVariables } from '@graft/model';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import type { CheckpointTensor } from './checkpoint.ts';
 import { createAdam, sumOfSquares } from './optimizer.ts';
@@ -173,12 +173,17 @@ export async function trainLoop(options: TrainOptions): Promise<TrainResult> {
     const sessionStart = performance.now();
     const elapsedBefore = state.elapsedMs;
 
+    const stepBuffers: { x?: Float32Array; masks?: DropoutMasks | null } = {};
     for (let epoch = state.epoch + 1; epoch <= options.epochs; epoch++) {
       const batches = plan.batches(epoch, rng);
       for (let b = 0; b < batches.length; b++) {
         const t0 = performance.now();
-        const { x, y, size } = gatherBatch(train, batches[b]!);
-        const masks = drawDropoutMasks(rng, size, spec, keepProb);
+        // The batch and mask arrays of the step before are refilled: every tensor made from
+        // them was disposed with that step, and ~2 MB of fresh arrays a step drove the GC.
+        const { x, y, size } = gatherBatch(train, batches[b]!, stepBuffers.x);
+        const masks = drawDropoutMasks(rng, size, spec, keepProb, stepBuffers.masks);
+        stepBuffers.x = x;
+        stepBuffers.masks = masks;
         const yT = tf.tensor1d(y, 'int32');
         // Before the update: the loss of the weights this step starts from.
         const penalty = regularised.length === 0 ? 0 : (l2 * sumOfSquares(regularised)) / 2 / regularised.length;
