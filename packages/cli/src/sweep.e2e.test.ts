@@ -6,6 +6,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeIdxSlice } from '@graft/data';
+import { startS3Server } from '@graft/remote/test-s3-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MNIST_DIR, graft, lastJson, ls, startGraft, waitFor } from './test-support.ts';
 
@@ -131,6 +132,31 @@ describe('graft run --grid --seeds --jobs 2', () => {
     const out = lastJson(result.stdout);
     expect(out.sweepId).toBeUndefined();
     expect(out.stages['phase-two'].cached).toBe(true);
+  });
+});
+
+describe('graft run --jobs 2 --remote', () => {
+  it('build processes push what they build; a second machine pulls every key, once, and builds nothing', async () => {
+    const server = await startS3Server();
+    try {
+      const env = { ...server.env, AWS_ENDPOINT_URL: server.endpoint };
+      const args = (name: string) => ['run', 'all', '--config', 'tiny.json', '--artifacts', join(work, name), '--seeds', '3,4', '--jobs', '2', '--remote', `s3://${server.bucket}/jobs`, '--json'];
+      const first = await graft(args('remote-a'), work, env);
+      expect(first.code, first.stderr).toBe(0);
+      const pushed = first.stderr.split('\n').filter((line) => line.includes('"msg":') && / pushed [0-9a-f]{12} to s3:/.test(line));
+      expect(pushed).toHaveLength(8);
+      const second = await graft(args('remote-b'), work, env);
+      expect(second.code, second.stderr).toBe(0);
+      const stages = lastJson(second.stdout).runs.flatMap((r: any) => Object.values(r.stages));
+      expect(stages.every((s: any) => s.cached)).toBe(true);
+      // Each of the 8 keys pulled once, credited to one run; the other run's record is a plain hit.
+      expect(new Set(stages.filter((s: any) => s.pulled).map((s: any) => s.key)).size).toBe(8);
+      expect(stages.filter((s: any) => s.pulled)).toHaveLength(8);
+      const verify = await graft(['artifacts', 'verify', '--artifacts', join(work, 'remote-b')], work);
+      expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    } finally {
+      await server.stop();
+    }
   });
 });
 

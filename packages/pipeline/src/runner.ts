@@ -70,8 +70,8 @@ export async function keySpecFor(
 }
 
 let cachedCommit: { value: string | undefined } | undefined;
-/** The checkout's commit, if graft runs from a git checkout (asked once per process). */
-function gitCommit(): string | undefined {
+/** The checkout's commit, if graft runs from a git checkout (asked once per process); recorded in run records and manifests. */
+export function gitCommit(): string | undefined {
   if (!cachedCommit) {
     try {
       cachedCommit = { value: execFileSync('git', ['rev-parse', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || undefined };

@@ -5,6 +5,7 @@ import { ArtifactStore } from '@graft/artifacts';
 import { silentProgress } from '@graft/core';
 import { listRuns, readSweepRecord, type RunRecord } from '@graft/runs';
 import pino from 'pino';
+import { runPipeline } from '@graft/pipeline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeUnit, type UnitResult } from './execute.ts';
 import { parseGridFlag } from './grid.ts';
@@ -127,6 +128,9 @@ describe('runPlanInParallel', () => {
     expect(again.jobs).toEqual([]);
     expect(second.records.every((r) => Object.values(r.stages).every((s) => s.cached))).toBe(true);
     expect(builds).toHaveLength(12);
+    // Records carry the same run-wide fields runPipeline writes run-wide fields runPipeline records (this checkout's commit when there is one).
+    const serial = await runPipeline({ config: p.runs[0]!.config, configPath: 'b.json', registry: testRegistry, store, target: 'all', runId: 'serial', logger: silent, createProgress: () => silentProgress });
+    expect(Object.keys(records[0]!).filter((k) => k !== 'sweep' && k !== 'finishedAt').sort()).toEqual(Object.keys(serial).filter((k) => k !== 'finishedAt').sort());
   });
 
   it('evaluates inline only when the builds at once fill every core', async () => {

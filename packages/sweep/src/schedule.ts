@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { ArtifactStore } from '@graft/artifacts';
 import { GraftError, isGraftError, type ExitCode, type ProgressReporter } from '@graft/core';
-import { GRAFT_VERSION, PIPELINE_ERROR_CODES, openInputArtifact, runPipeline, type RunOptions, type SharedArtifacts, type StageRegistry } from '@graft/pipeline';
+import { GRAFT_VERSION, PIPELINE_ERROR_CODES, gitCommit, openInputArtifact, runPipeline, type RunOptions, type SharedArtifacts, type StageRegistry } from '@graft/pipeline';
 import { newRunId, readSweepRecord, writeRunRecord, writeSweepRecord, type RunRecord, type StageRunRecord } from '@graft/runs';
 import type { Logger } from 'pino';
 import type { UnitResult } from './execute.ts';
@@ -372,6 +372,7 @@ function startRecord(plan: SweepPlan, run: PlannedRun, runId: string): RunRecord
     ...(run.config.seed === undefined ? {} : { seed: run.config.seed }),
     ...(plan.isSweep ? { sweep: sweepTag(plan, run) } : {}),
     backend: { requested: run.config.backend },
+    ...(gitCommit() ? { gitCommit: gitCommit()! } : {}),
     versions: { graft: GRAFT_VERSION, node: process.version },
     stages: {},
   };
