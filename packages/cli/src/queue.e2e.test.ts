@@ -83,8 +83,8 @@ describe.skipIf(REDIS_SERVER_MISSING !== undefined)('graft sweep --queue / graft
   it('two workers with separate stores complete a 4-run sweep through one remote, one of them killed -9 mid-training; every artifact is built once', async () => {
     const submit = await g(['sweep', 'all', '-c', 'sweep.json', '--seeds', '0,1', '--grid', 'phase-two.learningRate=[0.0001,0.0003]', '--queue', redis.url, '--attempts', '2', '--backoff', '1', '--json']);
     expect(submit.code, submit.stderr).toBe(0);
-    const { sweepId, runs, units, queued } = lastJson(submit.stdout);
-    expect({ runs, units, queued }).toEqual({ runs: 4, units: 10, queued: 1 });
+    const { sweepId, runs, units, queued, retried, resubmitted } = lastJson(submit.stdout);
+    expect({ runs, units, queued, retried, resubmitted }).toEqual({ runs: 4, units: 10, queued: 1, retried: 0, resubmitted: false });
 
     const first = startWorker('a');
     const second = startWorker('b');

@@ -96,7 +96,7 @@ afterAll(async () => {
 describe.skipIf(REDIS_SERVER_MISSING !== undefined)('sweeps on BullMQ', () => {
   it('two workers run every unit exactly once, each after its inputs, and drain', async () => {
     const admin = await connect();
-    expect(await submitSweep(admin, submission('s1'))).toEqual({ queued: 1, resubmitted: false });
+    expect(await submitSweep(admin, submission('s1'))).toEqual({ queued: 1, retried: 0, resubmitted: false });
     const { ran, violations, runUnit } = recorder();
     const [a, b] = [await worker(runUnit), await worker(runUnit)];
     const [sa, sb] = await Promise.all([a!.done, b!.done]);
@@ -112,7 +112,7 @@ describe.skipIf(REDIS_SERVER_MISSING !== undefined)('sweeps on BullMQ', () => {
 
   it('submitting the same sweep again queues nothing new; other units under that id are refused', async () => {
     const admin = await connect();
-    expect(await submitSweep(admin, submission('s1'))).toEqual({ queued: 0, resubmitted: true });
+    expect(await submitSweep(admin, submission('s1'))).toEqual({ queued: 0, retried: 0, resubmitted: true });
     await expect(submitSweep(admin, submission('s1', { units: sweepUnits().slice(0, 3) }))).rejects.toMatchObject({ code: QUEUE_ERROR_CODES.badOption, exitCode: 2 });
   });
 
@@ -130,6 +130,14 @@ describe.skipIf(REDIS_SERVER_MISSING !== undefined)('sweeps on BullMQ', () => {
     const failed = status.units.find((u) => u.id === 'p1-1')!;
     expect(failed).toMatchObject({ state: 'failed', attemptsMade: 2, error: 'out of memory in p1-1 (attempt 2)' });
     expect(status.units.find((u) => u.id === 'p2-1-b')).toMatchObject({ state: 'upstream-failed', error: expect.stringContaining('input transplant (transplant k-t-1) failed') });
+
+    // Submitting the sweep again retries what failed for good; this time it passes, and what needs it follows.
+    expect(await submitSweep(admin, submission('s2'))).toEqual({ queued: 0, retried: 1, resubmitted: true });
+    const again = recorder();
+    await (await worker(again.runUnit)).done;
+    expect(again.ran.sort()).toEqual(['p1-1', 'p2-1-a', 'p2-1-b', 't-1']);
+    const fixed = await sweepStatus(admin, 's2');
+    expect(fixed.counts).toMatchObject({ done: 10, failed: 0, 'upstream-failed': 0 });
   });
 
   it('bad input (a usage error) fails at once, without retries', async () => {

@@ -145,10 +145,12 @@ function checkUnits(units: QueueUnit[]): void {
 
 /**
  * Stores the sweep and queues every unit whose inputs exist (at first, the roots). Submitting
- * the same sweep id again with the same units is a no-op apart from queueing what is ready
- * (so an interrupted submission can simply be repeated); with other units it is refused.
+ * the same sweep id again with the same units queues what is ready and not queued yet (so an
+ * interrupted submission can simply be repeated) and retries the units that failed for good,
+ * whose dependants then follow as usual; with other units under that id it is refused.
+ * `queued` counts units added (or found already queued), `retried` failed ones put back.
  */
-export async function submitSweep(connection: Redis, submission: SweepSubmission): Promise<{ queued: number; resubmitted: boolean }> {
+export async function submitSweep(connection: Redis, submission: SweepSubmission): Promise<{ queued: number; retried: number; resubmitted: boolean }> {
   checkUnits(submission.units);
   const stored = await connection.set(sweepKey(submission.sweepId), JSON.stringify(submission), 'NX');
   let resubmitted = false;
@@ -165,16 +167,25 @@ export async function submitSweep(connection: Redis, submission: SweepSubmission
   const done = new Set(await connection.smembers(doneKey(effective.sweepId)));
   const queue = openQueue(connection);
   let queued = 0;
+  let retried = 0;
   try {
     for (const unit of effective.units) {
       if (done.has(unit.id) || !unit.needs.every((need) => done.has(need))) continue;
+      // Submitting again is how a user retries units that failed for good (after fixing the
+      // cause): their kept failed jobs would otherwise block the same job id forever.
+      const existing = resubmitted ? await queue.getJob(unitJobId(effective.sweepId, unit)) : undefined;
+      if (existing && (await existing.getState()) === 'failed') {
+        await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+        retried += 1;
+        continue;
+      }
       await enqueue(queue, effective, unit);
       queued += 1;
     }
   } finally {
     await queue.close();
   }
-  return { queued, resubmitted };
+  return { queued, retried, resubmitted };
 }
 
 export async function loadSweep(connection: Redis, sweepId: string): Promise<SweepSubmission | undefined> {

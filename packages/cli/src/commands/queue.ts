@@ -97,7 +97,7 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
               const seeds = [...new Set(unit.usedBy.map((use) => plan.runs[use.run]!.seed).filter((s): s is number => s !== undefined))].sort((a, b) => a - b);
               return { id: unit.id, stage: unit.stage, entry: unit.entry, key: unit.key, needs: unit.needs, ...(seeds.length ? { seeds } : {}) };
             });
-            const { queued, resubmitted } = await submitSweep(connection, {
+            const { queued, retried, resubmitted } = await submitSweep(connection, {
               sweepId: plan.sweepId,
               createdAt: new Date().toISOString(),
               submittedBy: { hostname: hostname(), pid: process.pid },
@@ -110,11 +110,11 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
               backoffMs,
             });
             if (argv.json) {
-              process.stdout.write(JSON.stringify({ sweepId: plan.sweepId, queue: location.url, runs: plan.runs.length, units: units.length, queued, resubmitted }) + '\n');
+              process.stdout.write(JSON.stringify({ sweepId: plan.sweepId, queue: location.url, runs: plan.runs.length, units: units.length, queued, retried, resubmitted }) + '\n');
             } else {
               process.stderr.write(
                 resubmitted
-                  ? `sweep ${plan.sweepId} was already on ${location.url}; ${queued} unit(s) queued again that were ready\n`
+                  ? `sweep ${plan.sweepId} was already on ${location.url}: ${retried} failed unit(s) retried, ${queued} ready unit(s) (re)queued; units already done stay done\n`
                   : `sweep ${plan.sweepId}: ${plan.runs.length} run(s), ${units.length} unique build(s) on ${location.url}; ${queued} ready now, the rest queued as their inputs finish.\n` +
                       `Start workers: graft worker --queue ${location.url} --remote s3://BUCKET/PREFIX   Status: graft sweep status ${plan.sweepId} --queue ${location.url}\n`,
               );
