@@ -16,6 +16,9 @@ const send = (message: ChildMessage): void => {
 };
 
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C in a terminal reaches the whole process group; the parent decides what it means
+// (`graft run --jobs` stops its builds, `graft worker` lets a first Ctrl-C finish them).
+process.on('SIGINT', () => {});
 
 let ready: Promise<(job: UnitJob) => Promise<void>> | undefined;
 

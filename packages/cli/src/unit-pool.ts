@@ -42,12 +42,21 @@ export class ChildUnitPool implements UnitPool {
 
   constructor(private readonly setup: ChildSetup) {}
 
-  execute(job: UnitJob, hooks: { logger: Logger; progress: ProgressReporter }): Promise<UnitResult> {
+  /**
+   * `signal` (graft worker: a job given back or its lock lost) stops this one build: its
+   * process is killed (SIGKILL; the store's lock and temp dir make the unfinished build
+   * invisible, its epoch checkpoints stay) and the promise rejects with UNIT_CHILD_FAILED.
+   */
+  execute(job: UnitJob, hooks: { logger: Logger; progress: ProgressReporter }, signal?: AbortSignal): Promise<UnitResult> {
     if (this.closing) return Promise.reject(new GraftError('UNIT_CHILD_FAILED', 'the worker pool is closing'));
     const worker = this.idle.pop() ?? this.spawnWorker();
     return new Promise<UnitResult>((resolve, reject) => {
-      worker.current = { unit: job.unit, hooks, resolve, reject };
+      const stop = () => worker.child.kill('SIGKILL');
+      signal?.addEventListener('abort', stop, { once: true });
+      const done = () => signal?.removeEventListener('abort', stop);
+      worker.current = { unit: job.unit, hooks, resolve: (result) => (done(), resolve(result)), reject: (error) => (done(), reject(error)) };
       worker.child.send({ type: 'unit', job } satisfies ParentMessage);
+      if (signal?.aborted) stop();
     });
   }
 
