@@ -1,75 +1,118 @@
 /**
- * The unit runner of `graft worker`: each job's unit is built in a child process
- * (queue-unit-child.ts) that runs @graft/sweep's executeUnit against the worker's store and
- * remote. Why a process per unit: training runs long synchronous stretches, and BullMQ
- * renews the job's lock from the worker's event loop; with training elsewhere, a busy
- * worker never looks dead, and a dead one (kill -9) takes its child with it (the child
- * exits when its IPC channel to the worker closes), so no orphan keeps building a unit that
- * another worker has taken over. One compute backend per process, as the wasm backend is
- * single-threaded.
+ * The unit runner of `graft worker`: each job's unit is built by the same worker processes as
+ * `graft run --jobs` (unit-pool.ts / unit-child.ts: @graft/sweep's executeUnit against the
+ * worker's store, inputs pulled from the remote, the artifact pushed to it). Why a process
+ * per build: training runs long synchronous stretches, and BullMQ renews the job's lock from
+ * this process's event loop; with training elsewhere a busy worker never looks dead, and a
+ * dead one (kill -9) takes its build processes with it (they exit when their IPC channel
+ * closes), so no orphan keeps building a unit another worker has taken over.
+ *
+ * This side writes a run record per unit into the worker's store (runs/<id>/run.json, the
+ * unit's entry as the run's one stage, tagged `queue`) with the build's log in its log.ndjson.
  */
-import { spawn } from 'node:child_process';
-import { GraftError, entryPointArgs, type ExitCode } from '@graft/core';
+import { availableParallelism, hostname } from 'node:os';
+import { GraftError, isGraftError, type ProgressReporter } from '@graft/core';
 import type { UnitRunner } from '@graft/queue';
+import type { RunRecord } from '@graft/runs';
 import type { SweepPlan } from '@graft/sweep';
 import type { RemoteArgs } from './commands/remote.ts';
 
-export interface UnitChildRequest {
-  type: 'run';
-  plan: Pick<SweepPlan, 'sweepId' | 'configPath' | 'configName'> & { run: SweepPlan['runs'][number] };
-  unit: SweepPlan['units'][number];
-  storeRoot: string;
-  remote: RemoteArgs;
-  verbose: boolean;
-  job: { attempt: number };
-}
+export function createUnitRunner(options: { storeRoot: string; remote: RemoteArgs; verbose: boolean; concurrency: number }): { runUnit: UnitRunner; close(): Promise<void> } {
+  let pool: Promise<import('./unit-pool.ts').ChildUnitPool> | undefined;
+  const openPool = () =>
+    (pool ??= import('./unit-pool.ts').then(({ ChildUnitPool }) => {
+      const url = options.remote.remote ?? (process.env['GRAFT_REMOTE'] || undefined);
+      const remote = url === undefined ? undefined : { url, ...(options.remote.endpoint === undefined ? {} : { endpoint: options.remote.endpoint }), ...(options.remote.pathStyle === undefined ? {} : { pathStyle: options.remote.pathStyle }) };
+      return new ChildUnitPool({ storeRoot: options.storeRoot, resume: true, rebuildCorrupt: true, ...(remote ? { remote } : {}) });
+    }));
 
-export type UnitChildMessage =
-  | { type: 'progress'; done: number; total: number }
-  | { type: 'result'; outcome: 'built' | 'pulled' | 'cached'; durationMs: number; runId: string }
-  | { type: 'error'; code: string; message: string; exitCode: ExitCode };
-
-export const UNIT_CHILD_FAILED = 'QUEUE_UNIT_FAILED';
-
-export function createUnitRunner(options: { storeRoot: string; remote: RemoteArgs; verbose: boolean }): UnitRunner {
-  return ({ submission, unit: queued, attempt, signal, onProgress }) =>
-    new Promise((resolve, reject) => {
-      const plan = submission.plan as SweepPlan;
-      const unit = plan.units.find((u) => u.id === queued.id);
-      if (!unit) return reject(new GraftError(UNIT_CHILD_FAILED, `sweep ${submission.sweepId}'s plan has no unit ${queued.id}`));
-      const request: UnitChildRequest = {
-        type: 'run',
-        plan: { sweepId: plan.sweepId, configPath: plan.configPath, configName: plan.configName, run: plan.runs[unit.run]! },
-        unit,
-        storeRoot: options.storeRoot,
-        remote: options.remote,
-        verbose: options.verbose,
-        job: { attempt },
+  const runUnit: UnitRunner = async ({ submission, unit: queued, attempt, signal, onProgress }) => {
+    const plan = submission.plan as SweepPlan;
+    const unit = plan.units.find((u) => u.id === queued.id);
+    if (!unit) throw new GraftError('QUEUE_BAD_JOB', `sweep ${submission.sweepId}'s plan has no unit ${queued.id}`);
+    const run = plan.runs[unit.run]!;
+    const [units, { GRAFT_VERSION }, { newRunId, runLogPath, writeRunRecord }, { createLogger, createProgressFactory }] = await Promise.all([
+      openPool(),
+      import('@graft/pipeline'),
+      import('@graft/runs'),
+      import('./logging.ts'),
+    ]);
+    const runId = newRunId();
+    const logger = (await createLogger({ logFile: runLogPath(options.storeRoot, runId), level: options.verbose ? 'debug' : 'info' })).child({ runId, sweep: plan.sweepId });
+    const logProgress = (await createProgressFactory(logger, false))(unit.entry);
+    // Progress records in the log as `graft run` writes them, and step n/total on the job for `graft sweep status`.
+    let total = 0;
+    const reporter: ProgressReporter = {
+      start(label, steps) {
+        total = steps;
+        logProgress.start(label, steps);
+        onProgress(0, steps);
+      },
+      update(current, fields) {
+        logProgress.update(current, fields);
+        onProgress(current, total);
+      },
+      stop() {
+        logProgress.stop();
+      },
+    };
+    const record: RunRecord = {
+      runId,
+      createdAt: new Date().toISOString(),
+      status: 'running',
+      pid: process.pid,
+      hostname: hostname(),
+      target: unit.entry,
+      configPath: plan.configPath,
+      configName: plan.configName,
+      config: run.config,
+      ...(run.seed === undefined ? {} : { seed: run.seed }),
+      backend: { requested: unit.backend },
+      versions: { graft: GRAFT_VERSION, node: process.version },
+      stages: {},
+      // Not `sweep`: that tag marks the record of a whole run of a sweep (graft run --grid);
+      // a queue worker records single units of runs whose other entries other workers build.
+      queue: { sweepId: plan.sweepId, run: run.index, unit: unit.id, attempt },
+    };
+    await writeRunRecord(options.storeRoot, record);
+    try {
+      const result = await units.execute(
+        // With every core busy building, evaluation on a thread of its own would only compete.
+        { unit, force: false, inlineEvaluation: options.concurrency >= availableParallelism() },
+        { logger, progress: reporter },
+        signal,
+      );
+      const entryConfig = run.config.entries.find((e) => e.name === unit.entry);
+      record.stages[unit.entry] = {
+        stage: result.stage,
+        stageVersion: result.stageVersion,
+        key: result.key,
+        path: result.path,
+        cached: result.outcome !== 'built',
+        ...(result.outcome === 'pulled' ? { pulled: true } : {}),
+        durationMs: result.durationMs,
+        params: unit.params,
+        inputs: entryConfig ? entryConfig.inputs : {},
+        metrics: result.metrics,
       };
-      // stdout stays the worker's; the child's log records go to the worker's stderr as they are.
-      const child = spawn(process.execPath, entryPointArgs(import.meta.url, 'queue-unit-child'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      let settled = false;
-      const settle = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        fn();
-      };
-      // The child ignores SIGINT and SIGTERM (see queue-unit-child.ts); its last epoch checkpoint stays.
-      const onAbort = () => child.kill('SIGKILL');
-      signal.addEventListener('abort', onAbort);
-      child.on('message', (message: UnitChildMessage) => {
-        if (message.type === 'progress') onProgress(message.done, message.total);
-        else if (message.type === 'result') settle(() => resolve({ outcome: message.outcome, durationMs: message.durationMs, runId: message.runId }));
-        else if (message.type === 'error') settle(() => reject(new GraftError(message.code, message.message, { exitCode: message.exitCode })));
-      });
-      child.on('error', (error) => settle(() => reject(new GraftError(UNIT_CHILD_FAILED, `could not start the build process: ${error.message}`, { cause: error }))));
-      child.on('exit', (code, exitSignal) => {
-        if (signal.aborted) return settle(() => reject(signal.reason));
-        settle(() =>
-          reject(new GraftError(UNIT_CHILD_FAILED, `the build process of ${unit.entry} (${unit.stage} ${unit.key.slice(0, 12)}) died (${exitSignal ? `signal ${exitSignal}` : `exit code ${code}`}) without a result; see its log above`)),
-        );
-      });
-      child.send(request);
-    });
+      if (result.backend && result.outcome === 'built') record.backend.used = result.backend;
+      if (result.tfjs) record.versions.tfjs = result.tfjs;
+      record.status = 'succeeded';
+      return { outcome: result.outcome, durationMs: result.durationMs, runId };
+    } catch (error) {
+      const reason = signal.aborted ? signal.reason : error;
+      record.status = 'failed';
+      record.error = { code: isGraftError(reason) ? reason.code : 'UNEXPECTED', message: reason instanceof Error ? reason.message : String(reason), stage: unit.entry };
+      throw reason;
+    } finally {
+      record.finishedAt = new Date().toISOString();
+      await writeRunRecord(options.storeRoot, record).catch((error) => logger.warn({ err: error }, 'could not write the run record'));
+    }
+  };
+  return {
+    runUnit,
+    close: async () => {
+      if (pool) await (await pool).close('drain');
+    },
+  };
 }

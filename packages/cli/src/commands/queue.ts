@@ -199,6 +199,12 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
       if (!remote) {
         logger.warn({}, `no --remote (or GRAFT_REMOTE): units find their inputs only in ${store.root}, so every worker of this queue must share that store (one file system); workers with stores of their own need one remote`);
       }
+      const units = createUnitRunner({
+        storeRoot: store.root,
+        remote: { remote: argv.remote, endpoint: argv.endpoint, pathStyle: argv.pathStyle },
+        verbose: argv.verbose,
+        concurrency,
+      });
       const worker = startQueueWorker({
         connection,
         queueUrl: location.url,
@@ -206,11 +212,7 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
         concurrency,
         exitWhenIdle: argv['exit-when-idle'],
         ...timing,
-        runUnit: createUnitRunner({
-          storeRoot: store.root,
-          remote: { remote: argv.remote, endpoint: argv.endpoint, pathStyle: argv.pathStyle },
-          verbose: argv.verbose,
-        }),
+        runUnit: units.runUnit,
       });
       // SIGTERM (a scheduler preempting us) gives the units back at once; a first Ctrl-C lets them finish, a second gives them back.
       let interrupts = 0;
@@ -231,6 +233,7 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
       } finally {
         process.off('SIGINT', onSigint);
         process.off('SIGTERM', onSigterm);
+        await units.close();
         connection.disconnect();
       }
     },
