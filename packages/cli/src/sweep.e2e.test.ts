@@ -135,6 +135,34 @@ describe('graft run --grid --seeds --jobs 2', () => {
   });
 });
 
+describe('--jobs changes only the scheduling', () => {
+  it('--jobs 1 and --jobs 2 build the same keys with byte-identical files (weights included)', async () => {
+    const run = (jobs: string) => graft(['run', 'all', '--config', 'tiny.json', '--artifacts', join(work, `same-${jobs}`), '--seeds', '5,6', '--jobs', jobs, '--json'], work);
+    const [serial, parallel] = [await run('1'), await run('2')];
+    expect(serial.code, serial.stderr).toBe(0);
+    expect(parallel.code, parallel.stderr).toBe(0);
+    // --jobs 1 ran in the graft process, --jobs 2 in build processes.
+    expect(serial.stderr).not.toContain('unique builds, up to');
+    expect(parallel.stderr).toContain('2 runs, 8 unique builds, up to 2 at once');
+    const keysOf = (result: typeof serial) => lastJson(result.stdout).runs.map((r: any) => Object.fromEntries(Object.entries(r.stages).map(([entry, s]: [string, any]) => [entry, s.key])));
+    expect(keysOf(parallel)).toEqual(keysOf(serial));
+    // Every file of every artifact, by the sha256 its manifest records.
+    const files = async (jobs: string) => {
+      const out: Record<string, string> = {};
+      for (const stage of ['ingest', 'split', 'phase-one', 'transplant', 'phase-two']) {
+        for (const key of await ls(join(work, `same-${jobs}`, stage))) {
+          const manifest = JSON.parse(await readFile(join(work, `same-${jobs}`, stage, key, 'manifest.json'), 'utf8'));
+          for (const file of manifest.files) if (file.path !== 'metrics.json') out[`${stage}/${key}/${file.path}`] = file.sha256;
+        }
+      }
+      return out;
+    };
+    const serialFiles = await files('1');
+    expect(Object.keys(serialFiles).filter((path) => path.endsWith('weights.bin'))).toHaveLength(6);
+    expect(await files('2')).toEqual(serialFiles);
+  });
+});
+
 describe('graft run --jobs 2 --remote', () => {
   it('build processes push what they build; a second machine pulls every key, once, and builds nothing', async () => {
     const server = await startS3Server();
