@@ -15,7 +15,7 @@
  * `node --experimental-wasm-relaxed-simd --import tsx ...`) it adds graft's experimental
  * relaxed_madd kernels as a third variant and prints their largest deviation from the exact ones.
  *
- * Run: `npx tsx packages/wasm-kernels/scripts/bench-gemm.ts [rounds] [--x-zeros 0.5] [--dy-zeros 0.75]`
+ * Run: `npx tsx packages/wasm-kernels/scripts/bench-gemm.ts [rounds] [--x-zeros 0.5] [--dy-zeros 0.75] [--max-density 1]`
  */
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -31,6 +31,7 @@ const flag = (name: string, fallback: number) => {
   return i >= 0 ? Number(args[i + 1]) : fallback;
 };
 const rounds = Number(args.find((a) => /^\d+$/.test(a)) ?? 15);
+const maxDensityArg = flag('--max-density', 1);
 const xZeros = flag('--x-zeros', 0.5);
 const dyZeros = flag('--dy-zeros', 0.75);
 
@@ -50,6 +51,7 @@ const median = (xs: number[]) => {
 };
 
 registerWasmTrainingKernels();
+gemmLimits.maxDensity = maxDensityArg;
 await tf.setBackend('wasm');
 await tf.ready();
 
