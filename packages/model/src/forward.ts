@@ -83,21 +83,31 @@ export function drawDropoutMasks(rng: Rng, size: number, spec: NetworkSpec, keep
  * back once, so the masks and the generator's following state are exactly those of the
  * nextFloat loop (tested against it). It reads Rng's private state array: if @graft/core
  * ever stores it differently, the plain loop runs instead.
+ *
+ * The keep test is done without a branch (a random one mispredicts about once in three
+ * draws at keepProb 0.7) and without leaving int32: nextFloat's r / 2^32 < keepProb is, for
+ * an integer r, r < ceil(keepProb · 2^32) (exact in doubles), an unsigned comparison whose
+ * borrow bit (Hacker's Delight 2-12) times the scale is the mask value, the same float32
+ * bits as before. 2-2.5x faster than the branching loop (~2 ms vs ~5 ms for a step's
+ * 482,000 draws, measured under load).
  */
 export function fillKeepMask(rng: Rng, out: Float32Array, keepProb: number): Float32Array {
   const scale = 1 / keepProb;
   const state = (rng as unknown as { s?: unknown }).s;
-  if (!(state instanceof Uint32Array) || state.length !== 4) {
+  const limit = Math.ceil(keepProb * 4294967296);
+  // keepProb within 2^-32 of 1 (or not in (0, 1]): the limit does not fit 32 bits; the plain loop.
+  if (!(state instanceof Uint32Array) || state.length !== 4 || !(limit >= 1 && limit <= 0xffff_ffff)) {
     for (let i = 0; i < out.length; i++) out[i] = rng.nextFloat() < keepProb ? scale : 0;
     return out;
   }
-  let s0 = state[0]!;
-  let s1 = state[1]!;
-  let s2 = state[2]!;
-  let s3 = state[3]!;
+  const y = limit | 0;
+  let s0 = state[0]! | 0;
+  let s1 = state[1]! | 0;
+  let s2 = state[2]! | 0;
+  let s3 = state[3]! | 0;
   for (let i = 0; i < out.length; i++) {
     const x = Math.imul(s1, 5);
-    const result = Math.imul((x << 7) | (x >>> 25), 9) >>> 0;
+    const r = Math.imul((x << 7) | (x >>> 25), 9);
     const t = s1 << 9;
     s2 ^= s0;
     s3 ^= s1;
@@ -105,12 +115,14 @@ export function fillKeepMask(rng: Rng, out: Float32Array, keepProb: number): Flo
     s0 ^= s3;
     s2 ^= t;
     s3 = (s3 << 11) | (s3 >>> 21);
-    out[i] = result / 4294967296 < keepProb ? scale : 0;
+    // 1 when r < y as unsigned 32-bit numbers, else 0.
+    const kept = ((~r & y) | (~(r ^ y) & ((r - y) | 0))) >>> 31;
+    out[i] = scale * kept;
   }
-  state[0] = s0;
-  state[1] = s1;
-  state[2] = s2;
-  state[3] = s3;
+  state[0] = s0 >>> 0;
+  state[1] = s1 >>> 0;
+  state[2] = s2 >>> 0;
+  state[3] = s3 >>> 0;
   return out;
 }
 
