@@ -46,7 +46,8 @@ async function status(sweepId: string): Promise<any> {
 async function stageRecords(store: string): Promise<Array<{ store: string; stage: string; key: string; cached: boolean; pulled: boolean; status: string }>> {
   const runs = join(work, store, 'runs');
   const records = [];
-  for (const name of await readdir(runs)) {
+  // runs/sweeps/ holds sweep records, not runs.
+  for (const name of (await readdir(runs)).filter((n) => n !== 'sweeps')) {
     const record = JSON.parse(await readFile(join(runs, name, 'run.json'), 'utf8'));
     for (const stage of Object.values(record.stages) as any[]) records.push({ store, stage: stage.stage, key: stage.key, cached: stage.cached, pulled: stage.pulled === true, status: record.status });
   }
@@ -133,6 +134,21 @@ describe.skipIf(REDIS_SERVER_MISSING !== undefined)('graft sweep --queue / graft
     expect(lastJson(pull.stdout).artifacts.map((a: any) => a.outcome)).toEqual(Array(10).fill('downloaded'));
     const verify = await g(['artifacts', 'verify', '--artifacts', join(work, 'c')]);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+
+    // The same sweep run locally against the remote pulls everything, builds nothing, and records it for compare.
+    const collect = await g(['run', 'all', '-c', 'sweep.json', '--seeds', '0,1', '--grid', 'phase-two.learningRate=[0.0001,0.0003]', '--remote', remote(), '--artifacts', join(work, 'f')]);
+    expect(collect.code, collect.stderr.slice(-3000)).toBe(0);
+    const collected = await stageRecords('f');
+    expect(collected.length).toBeGreaterThan(0);
+    expect(collected.filter((r) => !r.cached)).toEqual([]);
+    const compare = await g(['compare', `sweep:${sweepId}`, '--artifacts', join(work, 'f')]);
+    expect(compare.code, compare.stderr).toBe(0);
+    expect(compare.stdout).toContain('4 of 4 runs done; seeds 0, 1');
+    const compared = JSON.parse((await g(['compare', `sweep:${sweepId}`, '--artifacts', join(work, 'f'), '--json'])).stdout);
+    expect(compared.variants.map((v: any) => [v.params['phase-two.learningRate'], v.metrics.find((m: any) => m.entry === 'phase-two' && m.metric === 'testAccuracy').n])).toEqual([
+      [0.0001, 2],
+      [0.0003, 2],
+    ]);
 
     // Status without an id lists the sweep, finished.
     const list = await g(['sweep', 'status', '--queue', redis.url]);
