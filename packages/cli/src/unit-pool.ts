@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { GraftError, entryPointArgs, isGraftError, type ExitCode, type ProgressReporter } from '@graft/core';
-import type { BuildUnit, UnitError, UnitJob, UnitPool, UnitResult } from '@graft/sweep';
+import { GraftError, entryPointArgs, type ExitCode, type ProgressReporter } from '@graft/core';
+import { SWEEP_ERROR_CODES, type BuildUnit, type UnitError, type UnitJob, type UnitPool, type UnitResult } from '@graft/sweep';
 import type { Logger } from 'pino';
 
 /**
@@ -48,7 +48,7 @@ export class ChildUnitPool implements UnitPool {
    * invisible, its epoch checkpoints stay) and the promise rejects with UNIT_CHILD_FAILED.
    */
   execute(job: UnitJob, hooks: { logger: Logger; progress: ProgressReporter }, signal?: AbortSignal): Promise<UnitResult> {
-    if (this.closing) return Promise.reject(new GraftError('UNIT_CHILD_FAILED', 'the worker pool is closing'));
+    if (this.closing) return Promise.reject(new GraftError(SWEEP_ERROR_CODES.childFailed, 'the worker pool is closing'));
     const worker = this.idle.pop() ?? this.spawnWorker();
     return new Promise<UnitResult>((resolve, reject) => {
       const stop = () => worker.child.kill('SIGKILL');
@@ -75,12 +75,10 @@ export class ChildUnitPool implements UnitPool {
     const child = spawn(process.execPath, entryPointArgs(import.meta.url, 'unit-child'), { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: process.env });
     child.stdout!.pipe(process.stderr, { end: false });
     child.stderr!.pipe(process.stderr, { end: false });
-    let exitInfo = '';
     const worker: Worker = {
       child,
       exited: new Promise<void>((resolve) => {
-        child.once('exit', (code, signal) => {
-          exitInfo = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+        const gone = (exitInfo: string) => {
           this.workers.delete(worker);
           const index = this.idle.indexOf(worker);
           if (index >= 0) this.idle.splice(index, 1);
@@ -88,18 +86,19 @@ export class ChildUnitPool implements UnitPool {
           worker.current = undefined;
           current?.reject(
             new GraftError(
-              'UNIT_CHILD_FAILED',
+              SWEEP_ERROR_CODES.childFailed,
               `the process building ${current.unit.entry} ${current.unit.key.slice(0, 12)} (pid ${child.pid}) ${exitInfo} before it finished (out of memory, or killed)`,
             ),
           );
           resolve();
+        };
+        child.once('exit', (code, signal) => gone(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+        // A process that could not be started emits no 'exit': report it the same way.
+        child.once('error', (error) => {
+          if (child.pid === undefined) gone(`could not be started (${error.message})`);
         });
       }),
     };
-    child.on('error', (error) => {
-      // A spawn failure: the exit handler reports it to the unit's caller.
-      process.stderr.write(`graft: could not start a build process: ${error.message}\n`);
-    });
     child.on('message', (message: ChildMessage) => this.onMessage(worker, message));
     child.send({ type: 'setup', setup: this.setup } satisfies ParentMessage);
     this.workers.add(worker);
@@ -144,8 +143,4 @@ function relayLog(logger: Logger, line: string): void {
   const { level, time: _time, msg, ...fields } = record;
   const method = LEVELS[level as number] ?? 'info';
   logger[method](fields, typeof msg === 'string' ? msg : '');
-}
-
-export function isUnitChildError(error: unknown): boolean {
-  return isGraftError(error) && error.code === 'UNIT_CHILD_FAILED';
 }
