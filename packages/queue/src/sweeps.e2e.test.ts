@@ -7,10 +7,10 @@
  */
 import { GraftError, UsageError } from '@graft/core';
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRedis, parseQueueUrl } from './connection.ts';
 import { QUEUE_ERROR_CODES } from './errors.ts';
-import { resolveSweepId, submitSweep, sweepStatus, type QueueUnit, type SweepSubmission } from './sweeps.ts';
+import { resolveSweepId, submitSweep, sweepStatus, unitJobId, type QueueUnit, type SweepSubmission } from './sweeps.ts';
 import { REDIS_SERVER_MISSING, startRedisServer, type TestRedisServer } from './test-redis-server.ts';
 import { startQueueWorker, type QueueWorker, type UnitRequest, type UnitRunner } from './worker.ts';
 
@@ -172,10 +172,41 @@ describe.skipIf(REDIS_SERVER_MISSING !== undefined)('sweeps on BullMQ', () => {
     expect((await sweepStatus(admin, 's4')).counts.done).toBe(3);
   });
 
+  it('a worker whose lock on a job is lost stops that build; the job goes back to the queue and is finished once', async () => {
+    const admin = await connect();
+    await submitSweep(admin, submission('s5', { units: sweepUnits().slice(0, 1) }));
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    let aborted: unknown;
+    const first = await worker(
+      async (request) => {
+        started();
+        await new Promise((_, reject) =>
+          request.signal.addEventListener('abort', () => {
+            aborted = request.signal.reason;
+            reject(request.signal.reason);
+          }),
+        );
+        throw new Error('unreachable');
+      },
+      { lockDurationMs: 2_000 },
+    );
+    await running;
+    // What another worker's stalled check does to a lock that was not renewed in time.
+    expect(await admin.del(`graft:graft-units:${unitJobId('s5', { stage: 'ingest', key: 'k-ingest' })}:lock`)).toBe(1);
+    await vi.waitFor(() => expect(aborted).toBeDefined(), { timeout: 10_000 });
+    expect(String((aborted as Error).message)).toContain("lost the job's lock");
+    await first.stop('finish');
+    const { ran, runUnit } = recorder();
+    await (await worker(runUnit)).done;
+    expect(ran).toEqual(['ingest']);
+    expect((await sweepStatus(admin, 's5')).units[0]).toMatchObject({ state: 'done' });
+  });
+
   it('sweep ids resolve by unique prefix; unknown ones are a usage error naming what exists', async () => {
     const admin = await connect();
     expect(await resolveSweepId(admin, 's4')).toBe('s4');
-    await expect(resolveSweepId(admin, 's')).rejects.toMatchObject({ code: QUEUE_ERROR_CODES.unknownSweep, message: expect.stringContaining('matches 4 sweeps') });
-    await expect(resolveSweepId(admin, 'nope')).rejects.toMatchObject({ code: QUEUE_ERROR_CODES.unknownSweep, exitCode: 2, message: expect.stringContaining('Sweeps on this queue: s4, s3, s2, s1') });
+    await expect(resolveSweepId(admin, 's')).rejects.toMatchObject({ code: QUEUE_ERROR_CODES.unknownSweep, message: expect.stringContaining('matches 5 sweeps') });
+    await expect(resolveSweepId(admin, 'nope')).rejects.toMatchObject({ code: QUEUE_ERROR_CODES.unknownSweep, exitCode: 2, message: expect.stringContaining('Sweeps on this queue: s5, s4, s3, s2, s1') });
   });
 });

@@ -157,6 +157,12 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
         logger.warn(fields, `gave back ${unit.entry} (${unit.stage} ${unit.key.slice(0, 12)}) to the queue`);
         throw new WaitingError();
       }
+      if (controller.signal.aborted) {
+        // Lost lock or lost Redis: the job is no longer ours; BullMQ's stalled check gives it to a worker.
+        const reason = controller.signal.reason instanceof Error ? controller.signal.reason.message : String(controller.signal.reason);
+        logger.warn(fields, `stopped ${unit.entry} (${unit.stage} ${unit.key.slice(0, 12)}): ${reason}`);
+        throw controller.signal.reason instanceof Error ? controller.signal.reason : new Error(reason);
+      }
       const message = error instanceof Error ? error.message : String(error);
       const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       // Bad input (exit 2: a config the stage refuses) fails the same way on every try.
