@@ -1,7 +1,7 @@
 /** connectRedis against a real redis-server on loopback (started here), a closed port and a silent socket. */
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectRedis, parseQueueUrl } from './connection.ts';
+import { connectRedis, describeLostRedis, parseQueueUrl } from './connection.ts';
 import { QUEUE_ERROR_CODES } from './errors.ts';
 import { REDIS_SERVER_MISSING, freePort, startRedisServer, type TestRedisServer } from './test-redis-server.ts';
 
@@ -53,5 +53,24 @@ describe.skipIf(REDIS_SERVER_MISSING !== undefined)('connectRedis', () => {
 
   it('wrong credentials are QUEUE_ACCESS_DENIED, exit 2', async () => {
     await expect(connectRedis(parseQueueUrl(`redis://nobody:wrong@127.0.0.1:${server.port}`), 5_000)).rejects.toMatchObject({ code: QUEUE_ERROR_CODES.denied, exitCode: 2 });
+  });
+
+  it('a short command\'s connection fails its commands at once when Redis goes away, never waits for it', async () => {
+    const own = await startRedisServer();
+    const location = parseQueueUrl(own.url);
+    const client = await connectRedis(location, 2_000, { reconnect: false });
+    try {
+      await own.stop();
+      const started = Date.now();
+      const error = await client.get('x').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(describeLostRedis(location, error)).toMatchObject({ code: QUEUE_ERROR_CODES.unreachable, message: expect.stringContaining(`Lost Redis at ${own.url}`) });
+    } finally {
+      client.disconnect();
+      await own.stop();
+    }
   });
 });

@@ -99,8 +99,16 @@ function describeConnectError(location: QueueLocation, error: unknown, timeoutMs
  * is tried once (no retry loop), answers PING, and runs a Redis new enough for BullMQ.
  * Later disconnects reconnect with backoff (see redisOptions).
  */
-export async function connectRedis(location: QueueLocation, timeoutMs: number): Promise<Redis> {
-  const client = new Redis({ ...redisOptions(location, timeoutMs), lazyConnect: true, retryStrategy: () => null });
+export async function connectRedis(location: QueueLocation, timeoutMs: number, options: { reconnect?: boolean } = {}): Promise<Redis> {
+  const reconnect = options.reconnect ?? true;
+  const client = new Redis({
+    ...redisOptions(location, timeoutMs),
+    lazyConnect: true,
+    retryStrategy: () => null,
+    // A short command (graft sweep, status) must end even if Redis stops answering mid-way;
+    // a worker's connection carries BullMQ's blocking reads, which a timeout would break.
+    ...(reconnect ? {} : { commandTimeout: timeoutMs }),
+  });
   // ioredis emits 'error' for every failed attempt; unhandled, that would crash the process.
   let lastError: unknown;
   client.on('error', (error) => (lastError = error));
@@ -125,7 +133,21 @@ export async function connectRedis(location: QueueLocation, timeoutMs: number): 
   } finally {
     clearTimeout(timer);
   }
-  // From here on, a lost connection is retried (the caller decides for how long).
-  client.options.retryStrategy = redisOptions(location, timeoutMs).retryStrategy!;
+  // From here on, a worker's lost connection is retried (the worker decides for how long);
+  // a short command's fails its pending commands at once.
+  if (reconnect) client.options.retryStrategy = redisOptions(location, timeoutMs).retryStrategy!;
   return client;
+}
+
+/**
+ * A failure of a command on an established connection, as a plain sentence: Redis went away
+ * or stopped answering. GraftErrors (the caller's own) pass through unchanged.
+ */
+export function describeLostRedis(location: QueueLocation, error: unknown): unknown {
+  if (error instanceof GraftError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (/Connection is closed|Command timed out|ECONNRESET|ECONNREFUSED|EPIPE|Stream isn't writeable|max retries/i.test(message)) {
+    return new GraftError(QUEUE_ERROR_CODES.unreachable, `Lost Redis at ${location.url} (${message}). Check that Redis is running, then retry.`, { cause: error });
+  }
+  return error;
 }

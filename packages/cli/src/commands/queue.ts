@@ -36,11 +36,28 @@ async function queueLocation(argv: QueueArgs): Promise<QueueLocation> {
 }
 
 /** Connects to the queue's Redis, failing within --connect-timeout. */
-async function openQueueConnection(argv: QueueArgs, location?: QueueLocation): Promise<{ location: QueueLocation; connection: Awaited<ReturnType<typeof import('@graft/queue').connectRedis>> }> {
+async function openQueueConnection(
+  argv: QueueArgs,
+  location: QueueLocation | undefined,
+  reconnect: boolean,
+): Promise<{ location: QueueLocation; connection: Awaited<ReturnType<typeof import('@graft/queue').connectRedis>> }> {
   const where = location ?? (await queueLocation(argv));
   const { connectRedis } = await import('@graft/queue');
   const timeoutMs = positive('connect-timeout', argv['connect-timeout']) * 1000;
-  return { location: where, connection: await connectRedis(where, timeoutMs) };
+  return { location: where, connection: await connectRedis(where, timeoutMs, { reconnect }) };
+}
+
+/** Runs a short command's work on the queue; Redis going away mid-way is QUEUE_UNREACHABLE, not a hang or a raw ioredis error. */
+async function withQueue<T>(argv: QueueArgs, location: QueueLocation | undefined, work: (queue: { location: QueueLocation; connection: Awaited<ReturnType<typeof import('@graft/queue').connectRedis>> }) => Promise<T>): Promise<T> {
+  const opened = await openQueueConnection(argv, location, false);
+  const { describeLostRedis } = await import('@graft/queue');
+  try {
+    return await work(opened);
+  } catch (error) {
+    throw describeLostRedis(opened.location, error);
+  } finally {
+    opened.connection.disconnect();
+  }
 }
 
 /** `graft sweep <target>`, `graft sweep status [id]` and `graft worker`: sweeps on a Redis + BullMQ queue. */
@@ -90,8 +107,7 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
             ...(argv.seed === undefined ? {} : { seed: argv.seed }),
             ...(argv.backend === undefined ? {} : { backend: argv.backend }),
           });
-          const { connection } = await openQueueConnection(argv, location);
-          try {
+          await withQueue(argv, location, async ({ connection }) => {
             const { hostname } = await import('node:os');
             const units = plan.units.map((unit) => {
               const seeds = [...new Set(unit.usedBy.map((use) => plan.runs[use.run]!.seed).filter((s): s is number => s !== undefined))].sort((a, b) => a - b);
@@ -120,9 +136,7 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
               );
               process.stdout.write(`${plan.sweepId}\n`);
             }
-          } finally {
-            connection.disconnect();
-          }
+          });
         },
       )
       .command(
@@ -135,8 +149,7 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
             .option('wait', { type: 'boolean', default: false, describe: 'Wait until the sweep has finished (exit 1 if a unit failed)' }),
         async (argv) => {
           const { listSweepIds, resolveSweepId, sweepStatus } = await import('@graft/queue');
-          const { location, connection } = await openQueueConnection(argv);
-          try {
+          await withQueue(argv, undefined, async ({ location, connection }) => {
             if (argv.sweep === undefined) {
               if (argv.wait) throw new UsageError(CLI_ERROR_CODES.badArguments, '--wait needs a sweep id: graft sweep status <id> --wait.');
               const statuses = await Promise.all((await listSweepIds(connection)).map((id) => sweepStatus(connection, id)));
@@ -152,9 +165,7 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
             }
             process.stdout.write(argv.json ? JSON.stringify(status) + '\n' : formatStatus(status));
             if (argv.wait && status.counts.failed + status.counts['upstream-failed'] > 0) process.exitCode = 1;
-          } finally {
-            connection.disconnect();
-          }
+          });
         },
       ),
   );
@@ -194,7 +205,7 @@ export function registerQueueCommands(cli: Argv<GlobalOptions>): void {
       const { openRemoteFrom } = await import('./remote.ts');
       const remote = await openRemoteFrom(argv);
       remote?.close();
-      const { connection } = await openQueueConnection(argv, location);
+      const { connection } = await openQueueConnection(argv, location, true);
       const logger = await createLogger({ level: argv.verbose ? 'debug' : 'info' });
       if (!remote) {
         logger.warn({}, `no --remote (or GRAFT_REMOTE): units find their inputs only in ${store.root}, so every worker of this queue must share that store (one file system); workers with stores of their own need one remote`);
