@@ -145,7 +145,10 @@ describe('graft GEMM gives XNNPACK bit for bit', () => {
           expectSameBits(() => tf.fused.matMul({ a, b, transposeA: ta, transposeB: tb, bias, activation }));
         }
         expectSameBits(() => tf.fused.matMul({ a, b, transposeA: ta, transposeB: tb, activation: 'relu' }));
-        tf.dispose([a, b, bias]);
+        // A [1, n] bias broadcasts over rows the same way.
+        const bias2d = tf.reshape(bias, [1, n]);
+        expectSameBits(() => tf.fused.matMul({ a, b, transposeA: ta, transposeB: tb, bias: bias2d, activation: 'relu' }));
+        tf.dispose([a, b, bias, bias2d]);
       }
     }
   });
@@ -203,6 +206,22 @@ describe('graft GEMM gives XNNPACK bit for bit', () => {
     expectSameBits(() => tf.matMul(rowZero, b));
     expectSameBits(() => tf.fused.matMul({ a: zeros as tf.Tensor2D, b, bias, activation: 'relu' }));
     tf.dispose([a, b, rowZero, bias, zeros]);
+  });
+
+  it('keeps NaN and ±Infinity in the operand whose zeros are skipped (they are not zeros)', () => {
+    for (const way of ['never', 'always'] as const) {
+      gemmLimits.transposed = way;
+      const special = (rows: number, cols: number, seed: number) =>
+        tf.tensor2d(values(rows * cols, seed, 0.5).map((v, i) => (i % 17 === 3 ? NaN : i % 23 === 5 ? Infinity : i % 29 === 7 ? -Infinity : v)), [rows, cols]);
+      // The skipped operand carries the specials, the other is finite.
+      const a = way === 'never' ? special(9, 40, 92) : matrix(9, 40, 92, 0.5);
+      const b = way === 'never' ? matrix(40, 27, 93, 0.3) : special(40, 27, 93);
+      const r = bothWays(() => tf.matMul(a, b));
+      expect(r.products).toBe(1);
+      expect(bitsDiffer(r.graft, r.stock)).toBe(0);
+      expect(r.stock.some((v) => Number.isNaN(v))).toBe(true);
+      tf.dispose([a, b]);
+    }
   });
 
   it('leaves a bias holding -0 to XNNPACK (a sum from -0 may keep or lose its sign as zeros are skipped)', () => {

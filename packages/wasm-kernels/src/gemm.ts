@@ -1,18 +1,20 @@
 /*
- * C = op(A)·op(B) on the tfjs wasm backend's heap, skipping A's exact zeros (gemm-simd-wat.ts).
+ * C = op(A)·op(B) on the tfjs wasm backend's heap, skipping one operand's exact zeros
+ * (gemm-simd-wat.ts): A's, or B's when computed as Cᵀ = op(B)ᵀ·op(A)ᵀ.
  *
  * Why: a training step's fc1 products (~432 MFLOP each) take most of its time, and their
- * left operand is mostly zeros — the pool output after ReLU and dropout (forward, and the
- * filter gradient Xᵀ·dY read column by column), the fc1 gradient after ReLU and dropout
- * (dY·Wᵀ). A dense GEMM multiplies every one of them.
+ * operands are mostly zeros — the pool output after ReLU and dropout (forward, and the
+ * filter gradient Xᵀ·dY), the fc1 gradient after ReLU and dropout (dY·Wᵀ, and Xᵀ·dY again,
+ * where dY is the sparser side). A dense GEMM multiplies every one of them.
  *
  * Same bits as XNNPACK's wasm GEMM (the stock fast path): each output is
  * init + a₀b₀ + a₁b₁ + … in increasing k with separate multiply and add, init 0 or the
- * bias. Dropping a term whose a is ±0 leaves that sum unchanged as long as it is not -0 and
- * b is finite: it never is -0 when it starts from +0 (an IEEE sum is -0 only when both
- * terms are), so a bias containing -0 is left to the stock kernel; a non-finite B (a
- * diverged weight) would give NaN there and a number here, but training stops at a
- * non-finite loss before that matters.
+ * bias. Dropping a term with a ±0 factor leaves that sum unchanged as long as the sum is
+ * not -0 and the other factor is finite: it never is -0 when it starts from +0 (an IEEE sum
+ * is -0 only when both terms are), so a bias containing -0 is left to the stock kernel; an
+ * infinite or NaN other factor (a diverged weight or activation) would give NaN there and a
+ * number here, but training stops at a non-finite loss before that matters. NaN in the
+ * skipped operand is not a zero and is kept.
  */
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
