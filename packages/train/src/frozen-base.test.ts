@@ -66,10 +66,12 @@ describe('PooledFeatureCache', () => {
 });
 
 describe('baseCacheSettings', () => {
-  it('is on by default with a bound of 1 GiB, at most an eighth of the memory', () => {
-    expect(baseCacheSettings({})).toEqual({ enabled: true, maxBytes: defaultBaseCacheBytes() });
-    expect(defaultBaseCacheBytes(64 * 2 ** 30)).toBe(2 ** 30);
-    expect(defaultBaseCacheBytes(4 * 2 ** 30)).toBe(2 ** 29);
+  it('is on by default with a bound of 1 GiB, at most an eighth of the memory and half of what is available', () => {
+    expect(baseCacheSettings({}).enabled).toBe(true);
+    expect(baseCacheSettings({}).maxBytes).toBeLessThanOrEqual(2 ** 30);
+    expect(defaultBaseCacheBytes(64 * 2 ** 30, 32 * 2 ** 30)).toBe(2 ** 30);
+    expect(defaultBaseCacheBytes(4 * 2 ** 30, 3 * 2 ** 30)).toBe(2 ** 29);
+    expect(defaultBaseCacheBytes(64 * 2 ** 30, 2 ** 29)).toBe(2 ** 28);
     expect(baseCacheSettings({ [BASE_CACHE_ENV]: 'off', [BASE_CACHE_MB_ENV]: '12' })).toEqual({ enabled: false, maxBytes: 12 * 2 ** 20 });
     expect(baseCacheSettings({ [BASE_CACHE_ENV]: 'on', [BASE_CACHE_MB_ENV]: '0' })).toEqual({ enabled: true, maxBytes: 0 });
   });

@@ -15,7 +15,7 @@
  * GRAFT_BASE_CACHE=off turns both off (the benchmark's "before"); GRAFT_BASE_CACHE_MB sets
  * the training cache's bound.
  */
-import { totalmem } from 'node:os';
+import { freemem, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { GraftError } from '@graft/core';
 import { batchRows, convPool, featureGeometry, inputTensor } from '@graft/model';
@@ -25,9 +25,14 @@ import { TRAIN_ERROR_CODES } from './error-codes.ts';
 export const BASE_CACHE_ENV = 'GRAFT_BASE_CACHE';
 export const BASE_CACHE_MB_ENV = 'GRAFT_BASE_CACHE_MB';
 
-/** Default bound of the training cache: 1 GiB (the seed's 950 MB fits), at most 1/8 of the machine's memory. */
-export function defaultBaseCacheBytes(total = totalmem()): number {
-  return Math.min(1024 * 2 ** 20, Math.floor(total / 8));
+/**
+ * Default bound of the training cache: 1 GiB (the seed's 950 MB fits), at most 1/8 of the
+ * machine's memory and half of what is available when phase two starts (several builds
+ * side by side, `graft run --jobs`, each hold their own). The bound only decides how many
+ * images are computed once rather than every step: results are the same bits either way.
+ */
+export function defaultBaseCacheBytes(total = totalmem(), available = freemem()): number {
+  return Math.max(0, Math.min(1024 * 2 ** 20, Math.floor(total / 8), Math.floor(available / 2)));
 }
 
 export interface BaseCacheSettings {
