@@ -2,6 +2,16 @@ import { Cast, Identity, Sum, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { WASM, heapF32, markAsGraftKernel, stockKernel } from './wasm-backend.ts';
 import type { WasmKernelFunc } from './wasm-backend.ts';
+import { SUM_ROWS_WAT } from './sum-rows-wat.ts';
+import { simdModule } from './simd-module.ts';
+
+type SumRowsSimd = (x: number, rows: number, cols: number, acc: number, out: number) => void;
+
+/** sumRows in wasm SIMD (sum-rows-wat.ts): the same additions, two columns per f64x2. */
+const simdFor = simdModule('sum-rows', SUM_ROWS_WAT, (exports) => exports['sumRows'] as SumRowsSimd);
+
+/** Switches the SIMD column sums off (tests compare them with sumRows) and counts their calls. */
+export const sumRowsSimd = { enabled: true, calls: 0 };
 
 /*
  * Small per-step costs of the stock kernels, removed.
@@ -13,6 +23,8 @@ import type { WasmKernelFunc } from './wasm-backend.ts';
  *
  * Sum over leading axes (the bias gradient of conv and dense layers: [B,H,W,C] -> [C])
  * makes the stock kernel transpose the whole input first; accumulating rows needs no copy.
+ * The row sums run in wasm SIMD where available (sum-rows-wat.ts), the same additions as
+ * the JavaScript sumRows below.
  */
 
 function shareBuffer(backend: Parameters<WasmKernelFunc>[0]['backend'], x: TensorInfo): TensorInfo {
@@ -45,7 +57,7 @@ export function castConfig(): KernelConfig {
  * Column sums of a [rows, cols] matrix, in doubles as the cpu backend does. Eight rows per
  * pass: one accumulator update per eight loads runs twice as fast as one per load.
  */
-function sumRows(xs: Float32Array, rows: number, cols: number): Float64Array {
+export function sumRows(xs: Float32Array, rows: number, cols: number): Float64Array {
   const acc = new Float64Array(cols);
   const c2 = 2 * cols, c3 = 3 * cols, c4 = 4 * cols, c5 = 5 * cols, c6 = 6 * cols, c7 = 7 * cols;
   let r = 0;
@@ -78,6 +90,17 @@ export function sumConfig(): KernelConfig {
     const cols = util.sizeFromShape(x.shape.slice(lead));
     const shape = args.attrs?.['keepDims'] === true ? [...new Array<number>(lead).fill(1), ...x.shape.slice(lead)] : x.shape.slice(lead);
     const out = backend.makeOutput(shape, 'float32');
+    const simd = sumRowsSimd.enabled ? simdFor(backend) : null;
+    if (simd) {
+      const acc = backend.makeOutput([2 * Math.max(1, cols)], 'float32'); // cols doubles
+      try {
+        simd(heapF32(backend, x).byteOffset, rows, cols, heapF32(backend, acc).byteOffset, heapF32(backend, out).byteOffset);
+      } finally {
+        backend.disposeData(acc.dataId);
+      }
+      sumRowsSimd.calls++;
+      return out;
+    }
     const xs = heapF32(backend, x);
     heapF32(backend, out).set(sumRows(xs, rows, cols));
     return out;
