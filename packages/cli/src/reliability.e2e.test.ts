@@ -7,32 +7,27 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeIdxSlice } from '@graft/data';
+import { tinyChainConfig, writeMnistSlice } from '@graft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, filesUnder, flipByte, graft, lastJson, logRecords, ls, plainLines, startGraft, waitFor, type GraftResult } from './test-support.ts';
+import { filesUnder, flipByte, graft, lastJson, logRecords, ls, plainLines, startGraft, waitFor, type GraftResult } from './test-support.ts';
 
 const STAGES = ['ingest', 'split', 'phase-one', 'transplant', 'phase-two'] as const;
 
 let work: string;
 
 function pipelineConfig(phaseOne: Record<string, unknown>, overrides: { splitStage?: string } = {}) {
-  return {
+  return tinyChainConfig({
+    source: join(work, 'idx'),
     name: 'reliability',
-    backend: 'wasm',
     seed: 3,
-    entries: {
-      ingest: { stage: 'ingest', params: { source: join(work, 'idx'), validationSize: 100 } },
-      split: { stage: overrides.splitStage ?? 'split', inputs: { data: 'ingest' } },
-      'phase-one': { stage: 'phase-one', inputs: { data: 'split' }, params: { evalEvery: 2, ...phaseOne } },
-      transplant: { stage: 'transplant', inputs: { model: 'phase-one', data: 'split' } },
-      'phase-two': { stage: 'phase-two', inputs: { model: 'transplant', data: 'split' }, params: { epochs: 1, batchesPerEpoch: 3, evalEvery: 2 } },
-    },
-  };
+    phaseOne: { evalEvery: 2, ...phaseOne },
+    ...(overrides.splitStage ? { entries: { split: { stage: overrides.splitStage, inputs: { data: 'ingest' } } } } : {}),
+  });
 }
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'graft-reliability-'));
-  await writeIdxSlice(MNIST_DIR, join(work, 'idx'), 600, 200);
+  await writeMnistSlice(join(work, 'idx'));
   // 4 epochs of 4 batches: an epoch takes about a second, so there is time to kill a run between checkpoints.
   await writeFile(join(work, 'resume.json'), JSON.stringify(pipelineConfig({ epochs: 4 })));
   await writeFile(join(work, 'all.json'), JSON.stringify(pipelineConfig({ epochs: 1 })));

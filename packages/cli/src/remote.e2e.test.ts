@@ -4,15 +4,15 @@
  * `graft run split` from a generated slice of MNIST.
  */
 import { createServer, request } from 'node:http';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { writeIdxSlice } from '@graft/data';
+import { writeMnistSlice, writeTinyChain } from '@graft/testing';
 import { blobObject, parseRemoteUrl } from '@graft/remote';
 import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from '@graft/remote/test-s3-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, graft, lastJson, logRecords, ls, plainLines, startGraft, waitFor, type GraftResult } from './test-support.ts';
+import { graft, lastJson, logRecords, ls, plainLines, startGraft, waitFor, type GraftResult } from './test-support.ts';
 
 let server: TestS3Server;
 let admin: S3Client;
@@ -44,15 +44,7 @@ beforeAll(async () => {
   server = await startS3Server();
   admin = new S3Client({ endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: S3RVER_CREDENTIALS });
   work = await mkdtemp(join(tmpdir(), 'graft-remote-cli-'));
-  await writeIdxSlice(MNIST_DIR, join(work, 'idx'), 600, 200);
-  const config = {
-    name: 'tiny',
-    entries: {
-      ingest: { stage: 'ingest', params: { source: join(work, 'idx'), validationSize: 100 } },
-      split: { stage: 'split', inputs: { data: 'ingest' } },
-    },
-  };
-  await writeFile(join(work, 'tiny.json'), JSON.stringify(config));
+  await writeTinyChain(join(work, 'tiny.json'), { source: await writeMnistSlice(join(work, 'idx')), upTo: 'split' });
   source = store('a');
   const run = await g(['run', 'split', '--config', 'tiny.json', '--artifacts', source, '--json']);
   expect(run.code, run.stderr).toBe(0);

@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import { cp, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeIdxSlice } from '@graft/data';
+import { tinyChainConfig, writeMnistSlice } from '@graft/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, graft, lastJson, ls, startGraft, waitFor, type GraftResult } from './test-support.ts';
+import { graft, lastJson, ls, startGraft, waitFor, type GraftResult } from './test-support.ts';
 
 let work: string;
 /** A store holding ingest + split (and the run that made them), copied for each test. */
@@ -19,17 +19,14 @@ let base: string;
 let keys: { ingest: string; split: string };
 
 function pipelineConfig() {
-  return {
+  return tinyChainConfig({
+    source: join(work, 'idx'),
     name: 'store-safety',
-    backend: 'wasm',
     seed: 5,
-    entries: {
-      ingest: { stage: 'ingest', params: { source: join(work, 'idx'), validationSize: 100 } },
-      split: { stage: 'split', inputs: { data: 'ingest' } },
-      // 4 epochs of 4 batches: long enough to kill a forced rebuild mid-training.
-      'phase-one': { stage: 'phase-one', inputs: { data: 'split' }, params: { epochs: 4, evalEvery: 2 } },
-    },
-  };
+    upTo: 'phase-one',
+    // 4 epochs of 4 batches: long enough to kill a forced rebuild mid-training.
+    phaseOne: { epochs: 4, evalEvery: 2 },
+  });
 }
 
 function expectOk(result: GraftResult, what: string): void {
@@ -93,7 +90,7 @@ async function victim(): Promise<string> {
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'graft-store-safety-'));
-  await writeIdxSlice(MNIST_DIR, join(work, 'idx'), 600, 200);
+  await writeMnistSlice(join(work, 'idx'));
   await writeFile(join(work, 'cfg.json'), JSON.stringify(pipelineConfig()));
   base = join(work, 'base');
   const built = await run(['run', 'split', '--artifacts', base, '--json']);

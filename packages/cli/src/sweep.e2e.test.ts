@@ -5,30 +5,18 @@
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeIdxSlice } from '@graft/data';
+import { writeMnistSlice, writeTinyChain } from '@graft/testing';
 import { startS3Server } from '@graft/remote/test-s3-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNIST_DIR, graft, lastJson, ls, startGraft, waitFor } from './test-support.ts';
+import { graft, lastJson, ls, startGraft, waitFor } from './test-support.ts';
 
 let work: string;
 const store = () => join(work, 'store');
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'graft-sweep-'));
-  await writeIdxSlice(MNIST_DIR, join(work, 'idx'), 600, 200);
-  const config = {
-    name: 'tiny',
-    backend: 'wasm',
-    seed: 1,
-    entries: {
-      ingest: { stage: 'ingest', params: { source: join(work, 'idx'), validationSize: 100 } },
-      split: { stage: 'split', inputs: { data: 'ingest' } },
-      'phase-one': { stage: 'phase-one', inputs: { data: 'split' }, params: { epochs: 1, evalEvery: 2 } },
-      transplant: { stage: 'transplant', inputs: { model: 'phase-one', data: 'split' } },
-      'phase-two': { stage: 'phase-two', inputs: { model: 'transplant', data: 'split' }, params: { epochs: 1, batchesPerEpoch: 3, evalEvery: 2 } },
-    },
-  };
-  await writeFile(join(work, 'tiny.json'), JSON.stringify(config));
+  const source = await writeMnistSlice(join(work, 'idx'));
+  await writeTinyChain(join(work, 'tiny.json'), { source, seed: 1 });
 });
 
 afterAll(async () => {

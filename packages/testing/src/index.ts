@@ -4,3 +4,5 @@ export { inputArtifact, mnistSliceSplit, splitArtifact, stageContext, syntheticS
 export type { ContextOptions } from './stages.ts';
 export { trainedModelArtifact, widenedHeadArtifact } from './models.ts';
 export type { TrainedModelOptions } from './models.ts';
+export { tinyChainConfig, writeMnistSlice, writeTinyChain } from './tiny-chain.ts';
+export type { TinyChainEntry, TinyChainOptions } from './tiny-chain.ts';
