@@ -2,6 +2,17 @@ import { BatchMatMul, Conv2DBackpropFilter, backend_util } from '@tensorflow/tfj
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { WASM, WasmKernelError, copyRows, heapF32, heapOffsetF32, markAsGraftKernel, stockKernel, view, wholeHeapF32 } from './wasm-backend.ts';
 import type { WasmKernelFunc } from './wasm-backend.ts';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { COPY_RUNS_WAT } from './copy-runs-wat.ts';
+import { simdModule } from './simd-module.ts';
+
+type CopyRuns = (dst: number, src: number, count: number, run: number, dstStride: number, srcStride: number) => void;
+
+/** copyRuns in wasm (copy-runs-wat.ts), null without wasm SIMD. */
+const copyRunsFor = simdModule('copy-runs', COPY_RUNS_WAT, (exports) => exports['copyRuns'] as CopyRuns);
+
+/** Switches the wasm run copies off (tests compare them with the JavaScript copies) and counts their calls. */
+export const patchCopy = { wasm: true, calls: 0 };
 
 /*
  * dW[kh,kw,ci,co] = Σ_{b,oh,ow} x[b, oh·sh + kh − padTop, ow·sw + kw − padLeft, ci] · dy[b,oh,ow,co]
@@ -32,6 +43,7 @@ function fillPatchesT(
   info: backend_util.Conv2DInfo,
   b0: number,
   nb: number,
+  copyRuns: CopyRuns | null,
 ): void {
   const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
   const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
@@ -49,8 +61,17 @@ function fillPatchesT(
       const run = owHi - owLo;
       for (let ci = 0; ci < C; ci++) {
         const rowBase = pt + ((kh * KW + kw) * C + ci) * cols;
+        // Every output row of this tap reads a whole run inside the image: one wasm call
+        // per image copies its OH runs (byte addresses; heap offsets are in floats).
+        const whole = copyRuns !== null && xStep === 1 && owLo === 0 && owHi === OW && kh - padTop >= 0 && (OH - 1) * sh + kh - padTop < H;
         for (let b = 0; b < nb; b++) {
           const xBatch = x + (b0 + b) * H * xRow;
+          if (whole) {
+            const src = xBatch + (kh - padTop) * xRow + iw0 * C + ci;
+            copyRuns(4 * (rowBase + b * OH * OW), 4 * src, OH, OW, 4 * OW, 4 * sh * xRow);
+            patchCopy.calls++;
+            continue;
+          }
           for (let oh = 0; oh < OH; oh++) {
             const dst = rowBase + (b * OH + oh) * OW;
             const ih = oh * sh + kh - padTop;
@@ -122,7 +143,7 @@ const conv2DBackpropFilter: WasmKernelFunc = ({ inputs, backend, attrs }) => {
       nb === B ? view(dy, [cols, Co]) : copyRows(backend, dy, positions * Co, b0, nb, [cols, Co]);
     let part: TensorInfo;
     try {
-      fillPatchesT(wholeHeapF32(backend, pt), heapOffsetF32(backend, pt), heapOffsetF32(backend, x), info, b0, nb);
+      fillPatchesT(wholeHeapF32(backend, pt), heapOffsetF32(backend, pt), heapOffsetF32(backend, x), info, b0, nb, patchCopy.wasm ? copyRunsFor(backend as BackendWasm) : null);
       part = matMul({ inputs: { a: pt, b: dyPart }, backend, attrs: { transposeA: false, transposeB: false } });
     } finally {
       backend.disposeData(pt.dataId);

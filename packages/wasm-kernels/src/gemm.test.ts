@@ -80,11 +80,13 @@ beforeAll(async () => {
 beforeEach(() => {
   // Small shapes too (the default leaves products under 2^20 multiply-adds to XNNPACK).
   sparseGemm.minWork = 0;
+  gemmLimits.minWidth = 1;
   gemmLimits.maxDensity = 1;
 });
 
 afterEach(() => {
   sparseGemm.minWork = 1 << 20;
+  gemmLimits.minWidth = 64;
   gemmLimits.maxDensity = 1;
   gemmLimits.transposed = 'auto';
   gemmLimits.relaxedFma = false;
@@ -291,6 +293,20 @@ describe('graft GEMM gives XNNPACK bit for bit', () => {
     tf.dispose([x, w, w2, bias]);
   });
 
+  it('leaves products too narrow for skipping to pay (gemmLimits.minWidth) to XNNPACK', () => {
+    gemmLimits.minWidth = 64;
+    // The conv filter gradient's shape: 25 taps × 30 filters over many positions.
+    const a = matrix(25, 3000, 94, 0.8);
+    const b = matrix(3000, 30, 95, 0.8);
+    const r = bothWays(() => tf.matMul(a, b));
+    expect(r.products).toBe(0);
+    expect(bitsDiffer(r.graft, r.stock)).toBe(0);
+    // Wide on one side is enough: 25 rows × 100 columns goes direct.
+    const c = matrix(3000, 100, 96, 0.8);
+    expect(bothWays(() => tf.matMul(a, c)).products).toBe(1);
+    tf.dispose([a, b, c]);
+  });
+
   it('leaks no tensors or wasm buffers', () => {
     const { a, b } = operands(20, 50, 40, false, true, 80);
     const bias = tf.tensor1d(values(40, 81));
@@ -339,7 +355,10 @@ describe('the experimental relaxed-SIMD variant (f32x4.relaxed_madd; benchmarks 
 
 describe('training with graft GEMM', () => {
   it('gives the same weights, byte for byte, as XNNPACK (the DESIGN.md §1 network, dropout, fused Adam)', () => {
-    sparseGemm.minWork = 1 << 20; // as in training: only the fc1 products
+    // As in training: only the fc1 products (the head's are small, the conv filter
+    // gradient's 25×30 output too narrow).
+    sparseGemm.minWork = 1 << 20;
+    gemmLimits.minWidth = 64;
     const batch = 100;
     const steps = 3;
     const shapes: number[][] = [[5, 5, 1, 30], [30], [4320, 500], [500], [500, 9], [9]];
@@ -379,9 +398,8 @@ describe('training with graft GEMM', () => {
 
     const stock = train(false);
     const graft = train(true);
-    // Four products a step: fc1's forward, dX and dW, and the conv filter gradient's
-    // patch-matrix product (Conv2DBackpropFilter calls BatchMatMul).
-    expect(graft.products).toBe(4 * steps);
+    // Three products a step: fc1's forward, dX and dW.
+    expect(graft.products).toBe(3 * steps);
     expect(stock.products).toBe(0);
     graft.weights.forEach((w, i) => {
       expect(Buffer.from(w.buffer).equals(Buffer.from(stock.weights[i]!.buffer)), `variable ${i} [${shapes[i]}]`).toBe(true);

@@ -78,11 +78,12 @@ function address(backend: BackendWasm, info: TensorInfo): number {
  * by default: measured on this V8 (11.3, x64, fc1 shapes, CPU time interleaved), even a
  * dense A runs at 0.83-0.88x XNNPACK's time (0.89x at evaluation's ~93 % non-zeros, W
  * packed once by both), so there is nothing to hand back for.
+ * `minWidth`: the fewest output columns (direct) or rows (transposed) worth compressing for.
  * `relaxedFma`: the experimental relaxed-SIMD kernels instead of the exact ones.
  * `transposed`: 'auto' computes Cᵀ = op(B)ᵀ·op(A)ᵀ instead when B's zeros save more (the
  * filter gradient Xᵀ·dY: dY is sparser than X); tests force either way.
  */
-export const gemmLimits = { maxDensity: 1, transposed: 'auto' as 'auto' | 'never' | 'always', relaxedFma: false };
+export const gemmLimits = { maxDensity: 1, minWidth: 64, transposed: 'auto' as 'auto' | 'never' | 'always', relaxedFma: false };
 
 /**
  * How often the kernel ran (and of those, transposed), how often it packed a right
@@ -162,25 +163,38 @@ export function sparseProduct(backend: BackendWasm, gemm: GemmModule, args: Spar
   try {
     const sa = steps(transposeA, m, k);
     const sb = steps(transposeB, k, n);
+    // Each compressed element feeds as many multiply-adds as the output has columns (direct)
+    // or rows (transposed); below gemmLimits.minWidth compressing and the per-row overhead
+    // cost more than the skipped zeros save (the conv filter gradient, 25 taps × 30 filters
+    // over 57,600 positions, ran 1.3-1.7x slower than XNNPACK), so XNNPACK keeps it.
+    // Cᵀ = op(B)ᵀ·op(A)ᵀ skips B's zeros: only without an epilogue (a bias is per column of
+    // C), and only when B is not much larger than A (compressing it costs a pass).
+    const transposedOk =
+      gemmLimits.transposed !== 'never' && !bias && !relu && m >= gemmLimits.minWidth && (gemmLimits.transposed === 'always' || k * n <= 2 * m * k);
+    const directOk = n >= gemmLimits.minWidth && !(gemmLimits.transposed === 'always' && transposedOk);
+    if (!directOk && !transposedOk) return null;
+    let way: 'direct' | 'transposed' = directOk ? 'direct' : 'transposed';
     // The nonzeros of op(A)'s rows, as (offset in a panel, value) pairs, and row starts.
-    const nzA = alloc(2 * m * k);
-    const startsA = alloc(m + 1, 'int32');
-    const countA = gemm.compress(address(backend, a), m, k, sa.row, sa.col, PANEL_ROW_BYTES, address(backend, nzA), address(backend, startsA));
-    const directCost = countA * n + PACK_COST * k * n;
-    let way: 'direct' | 'transposed' = 'direct';
+    let nzA: TensorInfo | undefined;
+    let startsA: TensorInfo | undefined;
+    let countA = 0;
+    let directCost = Infinity;
+    if (directOk) {
+      nzA = alloc(2 * m * k);
+      startsA = alloc(m + 1, 'int32');
+      countA = gemm.compress(address(backend, a), m, k, sa.row, sa.col, PANEL_ROW_BYTES, address(backend, nzA), address(backend, startsA));
+      directCost = countA * n + PACK_COST * k * n;
+    }
     let nzB: TensorInfo | undefined;
     let startsB: TensorInfo | undefined;
     let countB = 0;
-    // Cᵀ = op(B)ᵀ·op(A)ᵀ skips B's zeros: only without an epilogue (a bias is per column of
-    // C), and only when B is not much larger than A (compressing it costs a pass).
-    const mayTranspose = gemmLimits.transposed !== 'never' && !bias && !relu && (gemmLimits.transposed === 'always' || k * n <= 2 * m * k);
-    if (mayTranspose) {
+    if (transposedOk) {
       nzB = alloc(2 * k * n);
       startsB = alloc(n + 1, 'int32');
       // Row j of op(B)ᵀ is column j of op(B).
       countB = gemm.compress(address(backend, b), n, k, sb.col, sb.row, PANEL_ROW_BYTES, address(backend, nzB), address(backend, startsB));
       const transposedCost = countB * m + PACK_COST * k * m + SCATTER_COST * m * n;
-      if (gemmLimits.transposed === 'always' || transposedCost < directCost) way = 'transposed';
+      if (transposedCost < directCost) way = 'transposed';
     }
     const [count, entries] = way === 'direct' ? [countA, m * k] : [countB, k * n];
     if (count > gemmLimits.maxDensity * entries) {
@@ -192,7 +206,7 @@ export function sparseProduct(backend: BackendWasm, gemm: GemmModule, args: Spar
     if (way === 'direct') {
       // op(B) in panels of PANEL columns (gemm-simd-wat.ts $pack), rows of C written whole.
       const pp = packedB(backend, gemm, b, transposeB, k, n);
-      if (m > 0) gemm.product(m, address(backend, startsA), address(backend, nzA), pp, k, n, address(backend, out), 4 * n, 4, bias ? address(backend, bias) : 0, flags);
+      if (m > 0) gemm.product(m, address(backend, startsA!), address(backend, nzA!), pp, k, n, address(backend, out), 4 * n, 4, bias ? address(backend, bias) : 0, flags);
     } else {
       // op(A)ᵀ [k×m] in panels; row j of the kernel's output is column j of C.
       const panels = alloc(Math.ceil(m / PANEL) * PANEL * k);
