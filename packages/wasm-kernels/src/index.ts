@@ -8,3 +8,4 @@ export type { AdamConfig, AdamState, TrainingOptimizer } from './fused-adam.ts';
 export { setGemmKernels } from './batch-mat-mul.ts';
 export { gemmStats } from './gemm.ts';
 export { setMaxPoolGradSimd } from './max-pool-grad.ts';
+export { setSpeedKernels } from './speed-kernels.ts';
