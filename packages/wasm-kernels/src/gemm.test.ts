@@ -307,6 +307,17 @@ describe('graft GEMM gives XNNPACK bit for bit', () => {
     tf.dispose([a, b, c]);
   });
 
+  it('gives the same bits over more rows than one chunk (ROWS_PER_CHUNK), either way round', () => {
+    for (const way of ['never', 'always'] as const) {
+      gemmLimits.transposed = way;
+      // 300 rows (direct) or 300 columns (transposed): three chunks, the last partial.
+      const { a, b } = way === 'never' ? operands(300, 50, 70, false, false, 97) : operands(70, 50, 300, false, false, 98);
+      const bT = way === 'always' ? tf.tidy(() => tf.mul(b, tf.cast(tf.greater(tf.randomUniform(b.shape, 0, 1, 'float32', 5), 0.6), 'float32'))) : b;
+      expectSameBits(() => tf.matMul(a, bT));
+      tf.dispose([a, b, bT]);
+    }
+  });
+
   it('leaks no tensors or wasm buffers', () => {
     const { a, b } = operands(20, 50, 40, false, true, 80);
     const bias = tf.tensor1d(values(40, 81));

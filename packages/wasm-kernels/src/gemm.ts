@@ -141,6 +141,24 @@ function packedB(backend: BackendWasm, gemm: GemmModule, b: TensorInfo, transpos
   return pp;
 }
 
+/**
+ * Rows of the kernel's output per call of $product. $product walks every row's non-zeros
+ * once per 20-column panel; for 1,000 rows (an evaluation batch) those lists are ~30 MB and
+ * came from memory 25 times (700 ms, slower than XNNPACK). 128 rows keep a chunk's lists
+ * within ~4 MB, in cache across the panels, and leave a training batch (100 rows) whole.
+ */
+export const ROWS_PER_CHUNK = 128;
+
+function productInChunks(
+  gemm: GemmModule, rows: number, starts: number, nz: number, panels: number, k: number, n: number,
+  c: number, cRow: number, cCol: number, bias: number, flags: number,
+): void {
+  for (let r0 = 0; r0 < rows; r0 += ROWS_PER_CHUNK) {
+    // Row starts index the whole non-zero list, so a chunk is the starts from its first row.
+    gemm.product(Math.min(ROWS_PER_CHUNK, rows - r0), starts + 4 * r0, nz, panels, k, n, c + r0 * cRow, cRow, cCol, bias, flags);
+  }
+}
+
 /** Relative cost of packing one element, or storing one output lane by lane, to a multiply-add. */
 const PACK_COST = 2;
 const SCATTER_COST = 2;
@@ -206,13 +224,13 @@ export function sparseProduct(backend: BackendWasm, gemm: GemmModule, args: Spar
     if (way === 'direct') {
       // op(B) in panels of PANEL columns (gemm-simd-wat.ts $pack), rows of C written whole.
       const pp = packedB(backend, gemm, b, transposeB, k, n);
-      if (m > 0) gemm.product(m, address(backend, startsA!), address(backend, nzA!), pp, k, n, address(backend, out), 4 * n, 4, bias ? address(backend, bias) : 0, flags);
+      productInChunks(gemm, m, address(backend, startsA!), address(backend, nzA!), pp, k, n, address(backend, out), 4 * n, 4, bias ? address(backend, bias) : 0, flags);
     } else {
       // op(A)ᵀ [k×m] in panels; row j of the kernel's output is column j of C.
       const panels = alloc(Math.ceil(m / PANEL) * PANEL * k);
       const pp = address(backend, panels);
       gemm.pack(address(backend, a), k, m, sa.col, sa.row, pp);
-      if (n > 0) gemm.product(n, address(backend, startsB!), address(backend, nzB!), pp, k, m, address(backend, out), 4, 4 * n, 0, flags);
+      productInChunks(gemm, n, address(backend, startsB!), address(backend, nzB!), pp, k, m, address(backend, out), 4, 4 * n, 0, flags);
       gemmStats.transposed++;
     }
     gemmStats.products++;
