@@ -19,7 +19,7 @@ describe('graft bench --against-torch (real graft and PyTorch processes)', () =>
       const result = await runAgainstTorch({ rounds: 2, steps: 2, warmup: 1, reference, onProgress: (line) => lines.push(line) });
       expect(result.torch).toMatch(/^torch \S+ \(1 thread, OPENBLAS_NUM_THREADS=1\)/);
       expect(result.graft).toMatch(/^graft /);
-      for (const phase of [result.phaseOne, result.phaseTwo]) {
+      for (const phase of [result.phaseOne, result.phaseTwo, result.phaseTwoWarm]) {
         expect(phase.rounds).toHaveLength(2);
         for (const r of phase.rounds) {
           expect(r.graftMs).toBeGreaterThan(0);
@@ -31,7 +31,7 @@ describe('graft bench --against-torch (real graft and PyTorch processes)', () =>
         expect(phase.ratio.q1).toBeLessThanOrEqual(phase.ratio.median);
         expect(phase.ratio.median).toBeLessThanOrEqual(phase.ratio.q3);
       }
-      expect(lines.filter((l) => l.startsWith('round '))).toHaveLength(4);
+      expect(lines.filter((l) => l.startsWith('round '))).toHaveLength(6);
     },
   );
 });

@@ -28,15 +28,16 @@ describe('runPaired', () => {
     const torchSeen: PairedBatch[][] = [];
     // Warm-up steps take 1000 ms: if they were counted the medians would move.
     // graft's CPU time is half its wall time, torch's all of it: the CPU ratios are half the wall ones.
-    const graft = fakeRunner('graft', calls, (phase, _b, i) => (i < 2 ? 1000 : phase === 'one' ? 30 : 12), graftSeen, 0.5);
+    const graft = fakeRunner('graft', calls, (phase, _b, i) => (i < 2 ? 1000 : phase === 'one' ? 30 : phase === 'two' ? 12 : 8), graftSeen, 0.5);
     const torch = fakeRunner('torch', calls, (phase, _b, i) => (i < 2 ? 1000 : phase === 'one' ? 20 : 16), torchSeen);
     const result = await runPaired(graft, torch, { ...rows, rounds: 3, steps: 5, warmup: 2, batchSize: 10 });
-    expect(calls).toEqual(Array.from({ length: 3 }, () => ['graft:one', 'torch:one', 'graft:two', 'torch:two']).flat());
+    expect(calls).toEqual(Array.from({ length: 3 }, () => ['graft:one', 'torch:one', 'graft:two', 'torch:two', 'graft:two-warm', 'torch:two-warm']).flat());
     expect(torchSeen).toEqual(graftSeen);
     expect(graftSeen.every((batches) => batches.length === 7)).toBe(true);
     expect(result.phaseOne).toMatchObject({ graftMs: 30, torchMs: 20, ratio: { median: 1.5, q1: 1.5, q3: 1.5, iqr: 0 } });
     expect(result.phaseOne).toMatchObject({ graftCpuMs: 15, torchCpuMs: 20, cpuRatio: { median: 0.75, iqr: 0 } });
     expect(result.phaseTwo).toMatchObject({ graftMs: 12, torchMs: 16, ratio: { median: 0.75, iqr: 0 } });
+    expect(result.phaseTwoWarm).toMatchObject({ graftMs: 8, torchMs: 16, ratio: { median: 0.5, iqr: 0 } });
     expect(result.phaseOne.rounds).toHaveLength(3);
   });
 
