@@ -19,6 +19,8 @@ import { CorruptArtifactError, KEY_PATTERN, MANIFEST_FILE, RESERVED_NAMES, STAGE
  */
 
 export const STORE_MARKER = '.graft-store.json';
+/** writeStoreMarker's temp file: the marker's name, the writer's pid, `.tmp`. */
+const MARKER_TEMP = new RegExp(`^${STORE_MARKER.replace(/\./g, '\\.')}\\.\\d+\\.tmp$`);
 export const STORE_FORMAT = 'graft-artifact-store';
 /** Bumped when the layout changes in a way older graft versions would misread. */
 export const STORE_FORMAT_VERSION = 1;
@@ -130,6 +132,12 @@ export async function inspectStoreRoot(root: string): Promise<StoreState> {
     }
     return { kind: 'marked', version: await readMarker(root) };
   }
+  // Another graft process creating this store right now has its marker's temp file here
+  // for a moment (writeStoreMarker): that is a store being made, not a foreign entry. Left
+  // out by name only, since it may already be renamed by the time it could be looked at; a
+  // stray file of that name is never read, moved or deleted, and the marker written beside
+  // it is the same either way.
+  names = names.filter((name) => !MARKER_TEMP.test(name));
   if (names.length === 0) return { kind: 'empty' };
   const foreign: string[] = [];
   for (const name of names) {

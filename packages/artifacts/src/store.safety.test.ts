@@ -45,6 +45,25 @@ describe('store marker', () => {
     expect(await readFile(join(root, 'todo.txt'), 'utf8')).toBe('x');
   });
 
+  it('treats another process\'s marker temp file as a store being made, not a foreign entry', async () => {
+    // Two graft processes creating one store: the second looks while the first's marker is
+    // still its temp file (seen in CI as STORE_NOT_GRAFT naming `.graft-store.json.13934.tmp`).
+    await mkdir(root);
+    const temp = `${STORE_MARKER}.13934.tmp`;
+    await writeFile(join(root, temp), 'half a marker');
+    expect(await inspectStoreRoot(root)).toEqual({ kind: 'empty' });
+    await buildArtifact(new ArtifactStore(root), 'ingest', {}, { a: '1' });
+    expect(await inspectStoreRoot(root)).toEqual({ kind: 'marked', version: 1 });
+    // Never touched; and with anything else foreign beside it, the directory is still refused.
+    expect(await readFile(join(root, temp), 'utf8')).toBe('half a marker');
+    await rm(root, { recursive: true });
+    await mkdir(root);
+    await writeFile(join(root, temp), 'x');
+    await writeFile(join(root, 'todo.txt'), 'x');
+    await writeFile(join(root, `${STORE_MARKER}.tmp`), 'x');
+    expect(await inspectStoreRoot(root)).toEqual({ kind: 'foreign', foreign: [`${STORE_MARKER}.tmp (a file)`, 'todo.txt (a file)'] });
+  });
+
   it('refuses a root that is a file, and a marker of a newer format', async () => {
     await writeFile(join(work, 'file'), 'x');
     await expect(new ArtifactStore(join(work, 'file')).begin('ingest', keyFor('ingest', {}))).rejects.toMatchObject({ code: 'STORE_NOT_A_DIRECTORY', exitCode: 2 });
