@@ -13,12 +13,11 @@
  */
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '@graft/core';
-import { SEED_NETWORK, VARIABLE_ORDER, buildNetwork, crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, initBackend, inputTensor, networkVariables } from '@graft/model';
-import type { NetworkSpec } from '@graft/model';
-import { createAdam, sumOfSquares } from '@graft/train';
+import { crossEntropy, drawDropoutMasks, features, gatherBatch, headLogits, initBackend, inputTensor } from '@graft/model';
+import { sumOfSquares } from '@graft/train';
 import { gemmStats, setGemmKernels, setMaxPoolGradSimd, setSpeedKernels } from '@graft/wasm-kernels';
 import { readPairedData } from '../src/paired.ts';
+import { phaseSetup } from './phase-setup.ts';
 
 const rounds = Number(process.argv[2] ?? 5);
 const steps = Number(process.argv[3] ?? 20);
@@ -48,14 +47,7 @@ console.log(`ab-kernels ${lever}: ${rounds} rounds × ${steps} steps per variant
 
 for (const phase of ['one', 'two'] as const) {
   const set = phase === 'one' ? data.trainNine : data.train;
-  const spec: NetworkSpec = { ...SEED_NETWORK, numClasses: phase === 'one' ? 9 : 10 };
-  const rng = new Rng(0);
-  const model = buildNetwork(spec, rng);
-  const vars = networkVariables(model);
-  const trained = phase === 'one' ? VARIABLE_ORDER : (['headKernel', 'headBias'] as const);
-  const regularised = phase === 'one' ? [vars.convKernel, vars.fc1Kernel, vars.headKernel] : [vars.headKernel];
-  const decay = trained.map((n) => (regularised.includes(vars[n]) ? 0.001 / regularised.length : 0));
-  const optimizer = createAdam(trained.map((n) => vars[n]), { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, { decay });
+  const { spec, rng, model, vars, regularised, optimizer } = phaseSetup(phase);
   let b = 0;
   // trainLoop's step body (packages/train/src/train-loop.ts), without its bookkeeping.
   const step = () => {

@@ -17,11 +17,7 @@ import { loadavg } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import type { PerformanceEntry } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '@graft/core';
 import {
-  SEED_NETWORK,
-  VARIABLE_ORDER,
-  buildNetwork,
   convPool,
   crossEntropy,
   drawDropoutMasks,
@@ -31,11 +27,11 @@ import {
   headLogits,
   initBackend,
   inputTensor,
-  networkVariables,
 } from '@graft/model';
-import type { DropoutMasks, NetworkSpec } from '@graft/model';
+import type { DropoutMasks } from '@graft/model';
 import { syntheticImages } from '@graft/data';
-import { PooledFeatureCache, baseCacheSettings, createAdam, sumOfSquares } from '@graft/train';
+import { PooledFeatureCache, baseCacheSettings, sumOfSquares } from '@graft/train';
+import { phaseSetup } from './phase-setup.ts';
 
 const steps = Number(process.argv[2] ?? 30);
 const freshBuffers = process.env.PROFILE_FRESH_BUFFERS === '1';
@@ -85,14 +81,7 @@ const data = syntheticImages({ length: 2000, rows: 28, cols: 28, numClasses: 10,
 console.log(`profile-step: ${steps} steps per phase, batch ${BATCH}, wasm, node ${process.version}, ${freshBuffers ? 'fresh' : 'reused'} step buffers, frozen base ${baseCacheSettings().enabled ? 'cached' : 'recomputed'}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
 for (const phase of ['one', 'two'] as const) {
-  const spec: NetworkSpec = { ...SEED_NETWORK, numClasses: phase === 'one' ? 9 : 10 };
-  const rng = new Rng(0);
-  const model = buildNetwork(spec, rng);
-  const vars = networkVariables(model);
-  const trained = phase === 'one' ? VARIABLE_ORDER : (['headKernel', 'headBias'] as const);
-  const regularised = phase === 'one' ? [vars.convKernel, vars.fc1Kernel, vars.headKernel] : [vars.headKernel];
-  const decay = trained.map((n) => (regularised.includes(vars[n]) ? 0.001 / regularised.length : 0));
-  const optimizer = createAdam(trained.map((n) => vars[n]), { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, { decay });
+  const { spec, rng, model, vars, regularised, optimizer } = phaseSetup(phase);
   let b = 0;
   // Phase two's frozen base as trainLoop keeps it (GRAFT_BASE_CACHE=off: recomputed every step).
   const cache = phase === 'two' && baseCacheSettings().enabled ? new PooledFeatureCache(spec, data, baseCacheSettings().maxBytes) : null;
